@@ -1,0 +1,79 @@
+# Talkative: every job a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PYTHONUNBUFFERED := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+# The default char-LSTMs: what `make models` reproduces (fixed seed, fixed step count).
+CHAR_LSTM_ARGS := --units 256 --layers 2 --embed-dim 64 --batch-size 64 --seq-len 128 \
+	--steps 1200 --lr 3e-3 --eval-every 200 --seed 1234
+CORPUS_en := kjv_en
+CORPUS_fr := segond_fr
+
+.PHONY: help install system-deps corpora run test lint typecheck unit bench models \
+	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# tensorflow-cpu first; the serving API without its deps, which would pull the 570 MB GPU wheel.
+	$(BIN)/pip install -q tensorflow-cpu==2.21.0
+	$(BIN)/pip install -q --no-deps tensorflow-serving-api==2.21.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv with everything (idempotent)
+
+system-deps: ## Debian packages the corpora need (bible-kjv)
+	@command -v bible >/dev/null && [ -e /usr/lib/bible.data ] || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bible-kjv bible-kjv-text; }
+
+data/corpora/%/manifest.json: | $(STAMP) system-deps
+	$(PYTHON) -m training.corpora $* --out data/corpora
+
+corpora: data/corpora/kjv_en/manifest.json data/corpora/segond_fr/manifest.json ## build the offline corpora
+
+run: install ## the main job: generate a story from a seed, in English and in French
+	$(BIN)/talkative generate --model char_lstm_en --prompt "And it came to pass, when the king" \
+		--max-new-tokens 400 --temperature 0.6 --seed 7
+	@echo
+	$(BIN)/talkative generate --model char_lstm_fr --prompt "Et il arriva que le roi" \
+		--max-new-tokens 400 --temperature 0.6 --seed 7
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy services training talkative textgen-service/textgen_service bench
+
+unit: install corpora
+	$(BIN)/pytest
+
+test: lint typecheck unit ## lint, type-check and the whole test suite
+
+bench: install corpora ## benchmarks (ratios against a baseline measured in the same run)
+	$(PYTHON) bench/textgen.py
+
+train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
+	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \
+		--run-dir runs/char_lstm_$* $(CHAR_LSTM_ARGS)
+
+export-char-lstm-%: install ## export runs/char_lstm_LANG to serving/models/char_lstm_LANG/1
+	rm -rf serving/models/char_lstm_$*/1
+	$(PYTHON) -m training.char_lstm.export --run-dir runs/char_lstm_$* \
+		--out serving/models/char_lstm_$*/1 --name char_lstm_$* --language $*
+	cp runs/char_lstm_$*/loss_curve.png serving/models/char_lstm_$*/1/assets.extra/
+
+models: train-char-lstm-en export-char-lstm-en train-char-lstm-fr export-char-lstm-fr ## reproduce the default models
+
+clean: ## remove caches (keeps .venv, data and runs)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build *.egg-info

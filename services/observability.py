@@ -1,0 +1,108 @@
+"""/healthz, /readyz and /metrics for every service, plus request metrics and a concurrency bound."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.problems import problem_response
+
+
+@dataclass
+class Readiness:
+    ready: bool
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+ReadinessCheck = Callable[[], Awaitable[Readiness]]
+
+
+class Metrics:
+    """One Prometheus registry per app, so several apps can live in one test process."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("http_requests_total", "HTTP requests by route and status",
+                                ["service", "method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("http_request_duration_seconds", "HTTP request latency",
+                                 ["service", "method", "route"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.in_flight = Gauge("http_requests_in_flight", "requests being served",
+                               ["service"], registry=self.registry)
+        self.rejected = Counter("http_requests_rejected_total", "requests refused when saturated",
+                                ["service"], registry=self.registry)
+        self.service = service
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most `limit` requests in the app; others wait `wait_s`, then get 503.
+
+    Health, readiness and metrics bypass it, so an orchestrator can still see a busy service.
+    """
+
+    EXEMPT = ("/healthz", "/readyz", "/metrics")
+
+    def __init__(self, app: ASGIApp, limit: int, wait_s: float, metrics: Metrics) -> None:
+        self.app, self.wait_s, self.metrics = app, wait_s, metrics
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_s)
+        except TimeoutError:
+            self.metrics.rejected.labels(self.metrics.service).inc()
+            busy = problem_response(503, "The service is at capacity; try again shortly.",
+                                    headers={"Retry-After": "2"}, instance=scope["path"])
+            await busy(scope, receive, send)
+            return
+        self.metrics.in_flight.labels(self.metrics.service).inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.metrics.in_flight.labels(self.metrics.service).dec()
+            self.slots.release()
+
+
+def install_observability(app: FastAPI, service: str, readiness: ReadinessCheck) -> Metrics:
+    metrics = Metrics(service)
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")  # templates, not raw paths: bounded labels
+        metrics.requests.labels(service, request.method, path, str(response.status_code)).inc()
+        metrics.latency.labels(service, request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["operations"], summary="Models loaded and dependencies reachable",
+             responses={503: {"description": "not ready yet, or a dependency is down"}})
+    async def readyz() -> JSONResponse:
+        report = await readiness()
+        body = {"status": "ready" if report.ready else "not ready", "checks": report.checks}
+        if report.ready:
+            return JSONResponse(body)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

@@ -1,0 +1,1 @@
+"""The `talkative` command line: every job a user runs, in-process, no servers needed."""

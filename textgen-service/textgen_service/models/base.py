@@ -1,0 +1,73 @@
+"""What every text model family offers the service: verify, warm up, generate, describe."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from services.model_client import (
+    GENERATE,
+    ModelClient,
+    ModelNotFound,
+    ModelRepository,
+    ModelUnavailable,
+)
+from services.problems import Unavailable
+from textgen_service.alphabet import NormalisedPrompt
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens: int
+    finish_reason: str
+    prompt: NormalisedPrompt
+
+
+class TextModel(ABC):
+    family: ClassVar[str]
+
+    def __init__(self, name: str, client: ModelClient, repository: ModelRepository) -> None:
+        self.name, self.client, self.repository = name, client, repository
+        self.version = repository.resolve(name)
+        self.card: dict[str, Any] = repository.card(name, self.version)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return int(self.card.get("max_new_tokens_cap", 4096))
+
+    @property
+    def language(self) -> str:
+        return str(self.card.get("language", "und"))
+
+    async def verify(self) -> None:
+        """Refuse to serve a model whose graph does not meet the `generate` contract."""
+        GENERATE.check(self.name, await self.client.signature(self.name, GENERATE.name))
+
+    @abstractmethod
+    def normalise(self, prompt: str) -> NormalisedPrompt:
+        """Fit a prompt to what the model can read; raise Problem(422) if nothing is left."""
+
+    @abstractmethod
+    async def generate(self, prompt: str, params: GenerationParams) -> Generation: ...
+
+    @abstractmethod
+    async def warmup(self) -> None:
+        """Run one small request so the first user does not pay for graph tracing."""
+
+    async def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self.client.predict(self.name, inputs, signature=GENERATE.name,
+                                             version=self.version)
+        except (ModelUnavailable, ModelNotFound) as exc:
+            raise Unavailable(f"the text model {self.name!r} is unavailable: {exc}") from exc

@@ -1,0 +1,54 @@
+"""The JSON bodies of textgen-service (see DESIGN.md: POST /v1/generations, GET /v1/models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_SEED = 2**63 - 1
+
+
+class GenerationRequest(BaseModel):
+    # strict: "5" is not a number and "true" is not a float; extra fields are typos.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field(..., min_length=1, description="the seed text; normalised to the model's alphabet")
+    model: str = Field("char_lstm_en", min_length=1, max_length=100, pattern=r"^[a-z0-9_.-]+$")
+    max_new_tokens: int = Field(200, ge=1, description="tokens (characters for char models) to generate")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 = greedy; higher = more surprising")
+    top_k: int = Field(0, ge=0, le=10_000, description="sample among the k likeliest tokens; 0 = off")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1 = off")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same text; omitted = random")
+
+
+class Normalisation(BaseModel):
+    changed: bool = Field(description="whether the prompt was altered to fit the model's alphabet")
+    prompt: str = Field(description="the prompt the model actually read")
+    replaced: dict[str, str] = Field(description="characters the model never saw -> what was used")
+
+
+class GenerationResponse(BaseModel):
+    text: str
+    model: str
+    tokens: int
+    finish_reason: Literal["length", "stop"]
+    seed: int
+    normalisation: Normalisation
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: int
+    kind: str
+    language: str
+    description: str
+    parameters: int
+    held_out_loss: dict[str, float]
+    max_new_tokens: int
+    card: dict[str, Any]
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+    default: str

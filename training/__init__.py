@@ -1,0 +1,1 @@
+"""Corpus building, training and export of every Talkative model."""

@@ -1,0 +1,1 @@
+"""Character-level LSTM text generator: vocabulary, model, training, evaluation, export."""

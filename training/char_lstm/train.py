@@ -1,0 +1,294 @@
+"""Train a char-LSTM on a corpus built by `python -m training.corpora`.
+
+Truncated back-propagation through time: the training text is cut into
+`batch_size` contiguous streams and each step reads the next `seq_len` characters
+of every stream, carrying the LSTM state across steps, which is how the model will
+be used when generating. Held-out loss is measured the same way over whole
+validation books, in nats per character. Checkpoints hold the weights, optimizer
+moments, carried state and history, so an interrupted run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    corpus: Path
+    run_dir: Path
+    units: int = 256
+    layers: int = 2
+    embed_dim: int = 64
+    dropout: float = 0.0
+    batch_size: int = 64
+    seq_len: int = 128
+    steps: int = 1000
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 50
+    clipnorm: float = 5.0
+    eval_every: int = 200
+    eval_streams: int = 16
+    seed: int = 1234
+    threads: int = 0
+    stop_after: int | None = None  # not part of the run's identity: resume continues past it
+
+
+def _configure_tf(threads: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def stream_windows(data: np.ndarray, batch: int, seq_len: int, offset: int) -> np.ndarray:
+    """[steps, batch, seq_len + 1]: consecutive windows of `batch` contiguous streams."""
+    stream_len = (len(data) - offset) // batch
+    steps = (stream_len - 1) // seq_len
+    streams = data[offset : offset + batch * stream_len].reshape(batch, stream_len)
+    idx = np.arange(steps)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+    return streams[:, idx].transpose(1, 0, 2)
+
+
+def epoch_at(step: int, n_chars: int, batch: int, seq_len: int, seed: int) -> tuple[int, int]:
+    """(first step, text offset) of the epoch that contains `step`.
+
+    Each epoch starts the streams at a random offset drawn from (seed, first step),
+    so consecutive epochs cut the text at different places; resuming mid-epoch
+    recomputes the same plan.
+    """
+    start = 0
+    while True:
+        offset = int(np.random.default_rng([seed, start]).integers(0, seq_len))
+        steps = ((n_chars - offset) // batch - 1) // seq_len
+        if step < start + steps:
+            return start, offset
+        start += steps
+
+
+def evaluate(model: object, data: np.ndarray, streams: int, units: int, layers: int,
+             chunk: int = 256) -> float:
+    """Mean nats per character over `data`, reading it as `streams` parallel pieces with carried state."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def step(x: tf.Tensor, y: tf.Tensor, states: list[tf.Tensor]) -> tuple:
+        logits, *new_states = model([x, *states], training=False)  # type: ignore[operator]
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        return loss, new_states
+
+    length = len(data) // streams
+    pieces = data[: streams * length].reshape(streams, length)
+    states = [tf.zeros((streams, units)) for _ in range(2 * layers)]
+    total, count = 0.0, 0
+    for start in range(0, length - 1, chunk):
+        x = pieces[:, start : min(start + chunk, length - 1)]
+        y = pieces[:, start + 1 : start + 1 + x.shape[1]]
+        loss, states = step(tf.constant(x), tf.constant(y), states)
+        total += float(loss)
+        count += y.size
+    return total / count
+
+
+def train(cfg: TrainConfig) -> dict[str, object]:
+    _configure_tf(cfg.threads)
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from training.char_lstm.model import CharLSTMConfig, build_model
+    from training.char_lstm.vocab import CharVocab
+    from training.plots import plot_loss_curve
+
+    keras.utils.set_random_seed(cfg.seed)
+    run = cfg.run_dir
+    ckpt = run / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+
+    train_text = (cfg.corpus / "train.txt").read_text(encoding="utf-8")
+    valid_text = (cfg.corpus / "valid.txt").read_text(encoding="utf-8")
+    vocab = CharVocab.from_text(train_text)
+    known = set(vocab.chars)
+    unseen = sorted({c for c in valid_text if c not in known})
+    valid_text = "".join(c for c in valid_text if c in known)
+    vocab.save(run / "vocab.json")
+    train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+
+    mcfg = CharLSTMConfig(len(vocab), cfg.embed_dim, cfg.units, cfg.layers, cfg.dropout)
+    model = build_model(mcfg)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        warmup_target=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        decay_steps=max(1, cfg.steps - cfg.warmup_steps),
+        alpha=cfg.min_lr_ratio,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=cfg.clipnorm)
+    optimizer.build(model.trainable_variables)
+
+    state_path = ckpt / "state.json"
+    history: dict[str, list[list[float]]] = {"train": [], "valid": []}
+    step, best = 0, float("inf")
+    carried = [np.zeros((cfg.batch_size, cfg.units), np.float32) for _ in range(2 * cfg.layers)]
+    if state_path.exists():
+        saved = json.loads(state_path.read_text())
+        if saved["config"] != _jsonable(cfg):
+            raise SystemExit(
+                f"{run} holds a run with another configuration; use a new --run-dir "
+                "or delete it to start over"
+            )
+        model.load_weights(ckpt / "last.weights.h5")
+        arrays = np.load(ckpt / "last.npz")
+        for i, var in enumerate(optimizer.variables):
+            var.assign(arrays[f"opt{i}"])
+        carried = [arrays[f"state{i}"] for i in range(2 * cfg.layers)]
+        step, best, history = saved["step"], saved["best"], saved["history"]
+        print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/char)")
+    (run / "config.json").write_text(json.dumps({**_jsonable(cfg), "model": mcfg.to_dict()},
+                                                indent=2) + "\n")
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x: tf.Tensor, y: tf.Tensor, states: list[tf.Tensor]) -> tuple:
+        with tf.GradientTape() as tape:
+            logits, *new_states = model([x, *states], training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss, new_states
+
+    def save(name: str) -> None:
+        model.save_weights(ckpt / f"{name}.weights.h5")
+
+    def checkpoint() -> None:
+        save("last")
+        np.savez(
+            ckpt / "last.npz",
+            **{f"opt{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
+            **{f"state{i}": s for i, s in enumerate(carried)},
+        )
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"config": _jsonable(cfg), "step": step, "best": best,
+                                   "history": history}))
+        tmp.replace(state_path)  # atomic: a crash never leaves a half-written state
+        plot_loss_curve(run / "loss_curve.png", [tuple(p) for p in history["train"]],  # type: ignore[misc]
+                        [tuple(p) for p in history["valid"]],  # type: ignore[misc]
+                        title=f"char-LSTM {cfg.corpus.name} ({cfg.layers}x{cfg.units})")
+
+    def run_eval() -> None:
+        nonlocal best
+        loss = evaluate(model, valid_ids, cfg.eval_streams, cfg.units, cfg.layers)
+        history["valid"].append([step, loss])
+        if loss < best:
+            best = loss
+            save("best")
+        tqdm.write(f"step {step}: held-out {loss:.4f} nats/char (best {best:.4f})")
+
+    started = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.corpus.name}", unit="step")
+    last_step = min(cfg.steps, cfg.stop_after or cfg.steps)
+    while step < last_step:
+        start, offset = epoch_at(step, len(train_ids), cfg.batch_size, cfg.seq_len, cfg.seed)
+        epoch = stream_windows(train_ids, cfg.batch_size, cfg.seq_len, offset)
+        if step == start:
+            carried = [np.zeros_like(s) for s in carried]
+        for window in epoch[step - start:]:
+            loss, new_states = train_step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]),
+                                          [tf.constant(s) for s in carried])
+            carried = [s.numpy() for s in new_states]
+            step += 1
+            history["train"].append([step, float(loss)])
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{float(schedule(step)):.1e}")
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                run_eval()
+                checkpoint()
+            elif step == last_step:
+                checkpoint()
+            if step >= last_step:
+                break
+    bar.close()
+    if step < cfg.steps:
+        print(f"stopped at step {step} of {cfg.steps}; run the same command to resume")
+        return {"steps": step, "stopped_early": True}
+    if not history["valid"] or history["valid"][-1][0] != step:
+        run_eval()
+        checkpoint()
+    result = {
+        "corpus": str(cfg.corpus),
+        "steps": step,
+        "chars_seen": step * cfg.batch_size * cfg.seq_len,
+        "best_valid_nats_per_char": best,
+        "final_valid_nats_per_char": history["valid"][-1][1],
+        "unseen_valid_chars_dropped": unseen,
+        "params": int(model.count_params()),
+        "train_seconds_this_session": round(time.time() - started, 1),
+    }
+    (run / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def _jsonable(cfg: TrainConfig) -> dict[str, object]:
+    """The run's identity: what must match to resume (not threads, not where to stop)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()
+            if k not in ("threads", "stop_after")}
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    d = TrainConfig(Path(), Path())
+    p = argparse.ArgumentParser(
+        prog="python -m training.char_lstm.train",
+        description="Train a character-level LSTM on a corpus directory (train.txt, valid.txt). "
+        "Writes RUN_DIR/checkpoints (resumable), vocab.json, config.json, loss_curve.png and "
+        "result.json. Re-running the same command resumes an interrupted run.",
+    )
+    p.add_argument("--corpus", type=Path, required=True,
+                   help="corpus directory built by python -m training.corpora")
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="where checkpoints, curves and results go")
+    p.add_argument("--units", type=int, default=d.units, help="LSTM units per layer")
+    p.add_argument("--layers", type=int, default=d.layers, help="number of stacked LSTM layers")
+    p.add_argument("--embed-dim", type=int, default=d.embed_dim, help="character embedding size")
+    p.add_argument("--dropout", type=float, default=d.dropout,
+                   help="dropout after each LSTM layer (0 disables)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="parallel contiguous streams of text per step")
+    p.add_argument("--seq-len", type=int, default=d.seq_len,
+                   help="characters per stream per step (back-propagation length)")
+    p.add_argument("--steps", type=int, default=d.steps, help="total optimisation steps")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (Adam)")
+    p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
+                   help="final learning rate as a fraction of the peak (cosine decay)")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
+                   help="linear warm-up steps before the cosine decay")
+    p.add_argument("--clipnorm", type=float, default=d.clipnorm,
+                   help="clip the global gradient norm to this value")
+    p.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="measure held-out loss and checkpoint every N steps")
+    p.add_argument("--eval-streams", type=int, default=d.eval_streams,
+                   help="parallel pieces the held-out text is read in")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights and data order)")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="TensorFlow CPU threads (0 = all cores)")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                   help="checkpoint and stop at this step; the same command without it resumes")
+    a = p.parse_args(argv)
+    return TrainConfig(**{k: v for k, v in vars(a).items()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    result = train(parse_args(argv))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

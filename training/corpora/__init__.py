@@ -1,0 +1,1 @@
+"""Offline corpora: builders that turn locally installed texts into train/validation splits."""

@@ -1,0 +1,110 @@
+"""What every corpus builder shares: documents, cleaning, the split by document, the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+# Typographic characters folded to the plain ones every corpus already uses, so the
+# models' alphabets stay small and a prompt typed on a phone still matches.
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        "\u00a0": " ",
+        "\u202f": " ",
+    }
+)
+_SPACES = re.compile(r"[ \t]+")
+
+
+def clean_text(text: str) -> str:
+    """NFC-normalise, fold typographic quotes and dashes, collapse runs of spaces."""
+    text = unicodedata.normalize("NFC", text).translate(_FOLD)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One unit of the split: a book of the Bible, a novel, a screenplay."""
+
+    title: str
+    text: str
+
+
+@dataclass
+class CorpusManifest:
+    name: str
+    language: str
+    source: str
+    licence: str
+    split_rule: str
+    files: dict[str, dict[str, object]] = field(default_factory=dict)
+    documents: dict[str, list[str]] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, ensure_ascii=False) + "\n"
+
+
+def every_nth(documents: Sequence[Document], n: int) -> set[str]:
+    """Titles of documents n, 2n, 3n... (1-based): a deterministic held-out set spread over the canon."""
+    return {doc.title for i, doc in enumerate(documents, start=1) if i % n == 0}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_corpus(
+    documents: Iterable[Document],
+    out_dir: Path,
+    *,
+    held_out: set[str],
+    manifest: CorpusManifest,
+    total: int | None = None,
+) -> CorpusManifest:
+    """Write train.txt / valid.txt (whole documents, blank line between) and manifest.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts: dict[str, list[str]] = {"train": [], "valid": []}
+    titles: dict[str, list[str]] = {"train": [], "valid": []}
+    for doc in tqdm(documents, total=total, desc=f"{manifest.name}: documents", unit="doc"):
+        split = "valid" if doc.title in held_out else "train"
+        parts[split].append(clean_text(doc.text).strip("\n"))
+        titles[split].append(doc.title)
+    missing = held_out - set(titles["valid"])
+    if missing:
+        raise ValueError(f"held-out documents not found in the source: {sorted(missing)}")
+    for split, texts in parts.items():
+        path = out_dir / f"{split}.txt"
+        path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
+        content = path.read_text(encoding="utf-8")
+        manifest.files[f"{split}.txt"] = {
+            "bytes": path.stat().st_size,
+            "chars": len(content),
+            "documents": len(texts),
+            "sha256": sha256_file(path),
+        }
+    manifest.documents = titles
+    (out_dir / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+    return manifest

@@ -53,7 +53,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy services training talkative textgen-service/textgen_service bench
+	$(BIN)/mypy services training talkative bench $(wildcard */*_service gateway/gateway)
 
 unit: install corpora
 	$(BIN)/pytest

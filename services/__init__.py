@@ -1,4 +1,4 @@
-"""Talkative's shared library: settings, errors, validation, logging, observability, model clients."""
+"""Talkative's shared library: settings, errors, validation, logging, metrics, model clients."""
 
 from pathlib import Path
 

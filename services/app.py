@@ -13,20 +13,33 @@ from services.problems import install_problem_handlers
 from services.settings import ServiceSettings
 from services.validation import BodySizeLimit
 
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]] | Callable[[FastAPI], AsyncIterator[None]]
+Lifespan = (
+    Callable[[FastAPI], AbstractAsyncContextManager[None]]
+    | Callable[[FastAPI], AsyncIterator[None]]
+)
 
 
-def create_service_app(*, service: str, title: str, description: str, version: str,
-                       settings: ServiceSettings, readiness: ReadinessCheck,
-                       lifespan: Lifespan | None = None) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version,
-                  lifespan=lifespan)  # type: ignore[arg-type]
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    version: str,
+    settings: ServiceSettings,
+    readiness: ReadinessCheck,
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.settings = settings
     install_problem_handlers(app)
     metrics = install_observability(app, service, readiness)
     # Added last = outermost: size check first, then the concurrency bound, then logging.
-    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrency,
-                       wait_s=settings.queue_timeout_s, metrics=metrics)
+    app.add_middleware(
+        ConcurrencyLimit,
+        limit=settings.max_concurrency,
+        wait_s=settings.queue_timeout_s,
+        metrics=metrics,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLog)
     return app

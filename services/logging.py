@@ -40,7 +40,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "ta
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -48,7 +50,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "ta
 
 
 class RequestLog:
-    """ASGI middleware: assigns a request id (or keeps a sane incoming X-Request-ID) and logs the outcome."""
+    """ASGI middleware: a request id (a sane incoming X-Request-ID or a new one), a log line."""
 
     def __init__(self, app: ASGIApp, logger_name: str = "talkative.access") -> None:
         self.app, self.log = app, logging.getLogger(logger_name)
@@ -73,7 +75,16 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self.log.info("%s %s %s", scope["method"], scope["path"], status, extra={
-                "method": scope["method"], "path": scope["path"], "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            self.log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
             request_id.reset(token)

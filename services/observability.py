@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /metrics for every service, plus request metrics and a concurrency bound."""
+"""/healthz, /readyz and /metrics for every service, request metrics and a concurrency bound."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.problems import problem_response
@@ -30,15 +36,28 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("http_requests_total", "HTTP requests by route and status",
-                                ["service", "method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("http_request_duration_seconds", "HTTP request latency",
-                                 ["service", "method", "route"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.in_flight = Gauge("http_requests_in_flight", "requests being served",
-                               ["service"], registry=self.registry)
-        self.rejected = Counter("http_requests_rejected_total", "requests refused when saturated",
-                                ["service"], registry=self.registry)
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route and status",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["service", "method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight", "requests being served", ["service"], registry=self.registry
+        )
+        self.rejected = Counter(
+            "http_requests_rejected_total",
+            "requests refused when saturated",
+            ["service"],
+            registry=self.registry,
+        )
         self.service = service
 
 
@@ -62,8 +81,12 @@ class ConcurrencyLimit:
             await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_s)
         except TimeoutError:
             self.metrics.rejected.labels(self.metrics.service).inc()
-            busy = problem_response(503, "The service is at capacity; try again shortly.",
-                                    headers={"Retry-After": "2"}, instance=scope["path"])
+            busy = problem_response(
+                503,
+                "The service is at capacity; try again shortly.",
+                headers={"Retry-After": "2"},
+                instance=scope["path"],
+            )
             await busy(scope, receive, send)
             return
         self.metrics.in_flight.labels(self.metrics.service).inc()
@@ -92,8 +115,12 @@ def install_observability(app: FastAPI, service: str, readiness: ReadinessCheck)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @app.get("/readyz", tags=["operations"], summary="Models loaded and dependencies reachable",
-             responses={503: {"description": "not ready yet, or a dependency is down"}})
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Models loaded and dependencies reachable",
+        responses={503: {"description": "not ready yet, or a dependency is down"}},
+    )
     async def readyz() -> JSONResponse:
         report = await readiness()
         body = {"status": "ready" if report.ready else "not ready", "checks": report.checks}

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.validation import describe_validation_errors
 
@@ -17,19 +18,34 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("talkative.problems")
 
 _TITLES = {
-    400: "Bad request", 404: "Not found", 405: "Method not allowed", 408: "Request timeout",
-    413: "Request too large", 415: "Unsupported media type", 422: "Invalid request",
-    429: "Too many requests", 500: "Internal error", 502: "Bad gateway",
-    503: "Service unavailable", 504: "Gateway timeout",
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Request timeout",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+    504: "Gateway timeout",
 }
 
 
 class Problem(Exception):
     """Raise anywhere in a request to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 type_: str = "about:blank", headers: Mapping[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail = status, detail
         self.title = title or _TITLES.get(status, "Error")
@@ -43,11 +59,20 @@ class Unavailable(Problem):
         super().__init__(503, detail, headers={"Retry-After": str(retry_after_s)}, **extra)
 
 
-def problem_response(status: int, detail: str, *, title: str | None = None,
-                     type_: str = "about:blank", instance: str | None = None,
-                     headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    type_: str = "about:blank",
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": type_, "title": title or _TITLES.get(status, "Error"), "status": status,
+        "type": type_,
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
         "detail": detail,
     }
     if instance:
@@ -59,14 +84,25 @@ def problem_response(status: int, detail: str, *, title: str | None = None,
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, title=exc.title, type_=exc.type,
-                                instance=request.url.path, headers=exc.headers, **exc.extra)
+        return problem_response(
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            type_=exc.type,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
-        return problem_response(exc.status_code, detail, instance=request.url.path,
-                                headers=getattr(exc, "headers", None))
+        return problem_response(
+            exc.status_code,
+            detail,
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,9 +110,37 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
         return problem_response(422, detail, instance=request.url.path, errors=errors)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback goes to the log, never to the client.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "The server hit an unexpected error; it has been logged.",
-                                instance=request.url.path)
+    # Innermost middleware rather than an Exception handler: Starlette re-raises after such a
+    # handler answers, and uvicorn then drops the keep-alive connection the client reuses.
+    app.add_middleware(UnhandledErrors)
+
+
+class UnhandledErrors:
+    """A bug becomes a logged traceback and a 500 problem, never a dropped connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # too late for a clean answer; the server closes the connection
+                raise
+            response = problem_response(
+                500,
+                "The server hit an unexpected error; it has been logged.",
+                instance=scope.get("path"),
+            )
+            await response(scope, receive, send)

@@ -22,8 +22,12 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="interface to listen on")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = Field("json", description="json for machines, text for people")
-    max_request_bytes: int = Field(1_000_000, ge=1024, description="bodies larger than this get 413")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json for machines, text for people"
+    )
+    max_request_bytes: int = Field(
+        1_000_000, ge=1024, description="bodies larger than this get 413"
+    )
     max_concurrency: int = Field(
         8, ge=1, description="requests served at once; more wait up to queue_timeout_s, then 503"
     )

@@ -42,8 +42,10 @@ class BodySizeLimit:
 
         declared = dict(scope.get("headers", [])).get(b"content-length")
         too_big = problem_response(
-            413, f"The request body is larger than {self.max_bytes:,} bytes.",
-            instance=scope.get("path"))
+            413,
+            f"The request body is larger than {self.max_bytes:,} bytes.",
+            instance=scope.get("path"),
+        )
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await too_big(scope, receive, send)
             return

@@ -28,7 +28,9 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (corpus / "manifest.json").write_text(
         '{"name": "tiny", "source": "test text", "licence": "CC0", "split_rule": "copy",'
         ' "files": {"train.txt": {"chars": 1, "sha256": "x"}, "valid.txt": {"chars": 1}},'
-        ' "documents": {"valid": ["all"]}}', encoding="utf-8")
+        ' "documents": {"valid": ["all"]}}',
+        encoding="utf-8",
+    )
     return corpus
 
 
@@ -37,8 +39,21 @@ def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     from training.char_lstm.train import TrainConfig, train
 
     run = tmp_path_factory.mktemp("run")
-    train(TrainConfig(corpus=tiny_corpus, run_dir=run, units=24, embed_dim=8, batch_size=4,
-                      seq_len=16, steps=6, eval_every=3, eval_streams=2, warmup_steps=2, threads=1))
+    train(
+        TrainConfig(
+            corpus=tiny_corpus,
+            run_dir=run,
+            units=24,
+            embed_dim=8,
+            batch_size=4,
+            seq_len=16,
+            steps=6,
+            eval_every=3,
+            eval_streams=2,
+            warmup_steps=2,
+            threads=1,
+        )
+    )
     return run
 
 

@@ -19,7 +19,15 @@ from services.model_client.factory import create_model_client
 from services.model_client.repository import ModelRepository
 
 __all__ = [
-    "CAPTIONER", "GENERATE", "ContractMismatch", "ModelClient", "ModelNotFound",
-    "ModelRepository", "ModelUnavailable", "SignatureContract", "SignatureInfo", "TensorInfo",
+    "CAPTIONER",
+    "GENERATE",
+    "ContractMismatch",
+    "ModelClient",
+    "ModelNotFound",
+    "ModelRepository",
+    "ModelUnavailable",
+    "SignatureContract",
+    "SignatureInfo",
+    "TensorInfo",
     "create_model_client",
 ]

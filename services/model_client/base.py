@@ -39,13 +39,20 @@ class ModelClient(ABC):
     backend: str
 
     @abstractmethod
-    async def predict(self, model: str, inputs: Mapping[str, np.ndarray], *,
-                      signature: str, version: int | None = None) -> dict[str, np.ndarray]:
+    async def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        signature: str,
+        version: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """Run one batch. Strings are `bytes` objects in object arrays."""
 
     @abstractmethod
-    async def signature(self, model: str, signature: str,
-                        version: int | None = None) -> SignatureInfo:
+    async def signature(
+        self, model: str, signature: str, version: int | None = None
+    ) -> SignatureInfo:
         """The backend's own description of a signature (TF Serving: GetModelMetadata)."""
 
     async def close(self) -> None:  # noqa: B027 - optional for backends without resources

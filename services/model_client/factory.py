@@ -11,7 +11,9 @@ def create_model_client(settings: ModelServiceSettings) -> ModelClient:
     if settings.model_backend == "inprocess":
         from services.model_client.inprocess import InProcessClient
 
-        return InProcessClient(ModelRepository(settings.model_repository),
-                               timeout_s=settings.model_timeout_s,
-                               max_parallel=settings.max_concurrency)
+        return InProcessClient(
+            ModelRepository(settings.model_repository),
+            timeout_s=settings.model_timeout_s,
+            max_parallel=settings.max_concurrency,
+        )
     raise ValueError(f"unknown model backend {settings.model_backend!r}")

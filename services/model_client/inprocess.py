@@ -36,8 +36,9 @@ def _tf() -> Any:
 class InProcessClient(ModelClient):
     backend = "inprocess"
 
-    def __init__(self, repository: ModelRepository, *, timeout_s: float = 60.0,
-                 max_parallel: int = 4) -> None:
+    def __init__(
+        self, repository: ModelRepository, *, timeout_s: float = 60.0, max_parallel: int = 4
+    ) -> None:
         self.repository, self.timeout_s = repository, timeout_s
         self._loaded: dict[tuple[str, int], Any] = {}
         self._load_lock = threading.Lock()
@@ -56,15 +57,16 @@ class InProcessClient(ModelClient):
             return loaded.signatures[signature]
         except KeyError:
             raise ModelNotFound(
-                f"model {model!r} has no signature {signature!r} "
-                f"(has {sorted(loaded.signatures)})") from None
+                f"model {model!r} has no signature {signature!r} (has {sorted(loaded.signatures)})"
+            ) from None
 
     async def load(self, model: str, version: int | None = None) -> None:
         """Load ahead of the first request (warm-up)."""
         await asyncio.to_thread(self._load, model, version)
 
-    async def signature(self, model: str, signature: str,
-                        version: int | None = None) -> SignatureInfo:
+    async def signature(
+        self, model: str, signature: str, version: int | None = None
+    ) -> SignatureInfo:
         fn = await asyncio.to_thread(self._function, model, signature, version)
         _, kwargs = fn.structured_input_signature
         return SignatureInfo(
@@ -72,8 +74,14 @@ class InProcessClient(ModelClient):
             outputs={k: _info(v) for k, v in fn.structured_outputs.items()},
         )
 
-    async def predict(self, model: str, inputs: Mapping[str, np.ndarray], *,
-                      signature: str, version: int | None = None) -> dict[str, np.ndarray]:
+    async def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        signature: str,
+        version: int | None = None,
+    ) -> dict[str, np.ndarray]:
         fn = await asyncio.to_thread(self._function, model, signature, version)
 
         def run() -> dict[str, np.ndarray]:
@@ -86,7 +94,8 @@ class InProcessClient(ModelClient):
                 return await asyncio.wait_for(asyncio.to_thread(run), timeout=self.timeout_s)
             except TimeoutError:
                 raise ModelUnavailable(
-                    f"model {model!r} did not answer within {self.timeout_s:g} s") from None
+                    f"model {model!r} did not answer within {self.timeout_s:g} s"
+                ) from None
 
     async def close(self) -> None:
         self._loaded.clear()

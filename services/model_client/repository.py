@@ -26,8 +26,11 @@ class ModelRepository:
         base = self.root / name
         if not base.is_dir():
             return []
-        return sorted(int(p.name) for p in base.iterdir()
-                      if p.name.isdigit() and (p / "saved_model.pb").exists())
+        return sorted(
+            int(p.name)
+            for p in base.iterdir()
+            if p.name.isdigit() and (p / "saved_model.pb").exists()
+        )
 
     def resolve(self, name: str, version: int | None = None) -> int:
         """The version to use: the one asked for, else the newest (TF Serving's default policy)."""
@@ -51,5 +54,6 @@ class ModelRepository:
 
     def card(self, name: str, version: int | None = None) -> dict[str, Any]:
         card: dict[str, Any] = json.loads(
-            self.asset(name, "model_card.json", version).read_text(encoding="utf-8"))
+            self.asset(name, "model_card.json", version).read_text(encoding="utf-8")
+        )
         return card

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -14,30 +15,67 @@ from services.model_client import ModelNotFound, ModelRepository
 from services.problems import Problem
 from services.validation import describe_validation_errors
 
+if TYPE_CHECKING:
+    from textgen_service.schemas import GenerationRequest, GenerationResponse
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "generate", help="continue a seed text with a text model",
+        "generate",
+        help="continue a seed text with a text model",
         description="Generate a continuation of PROMPT with a text model loaded in this process "
         "(no server needed). The prompt is first fitted to the model's alphabet; see "
-        "docs/textgen.md. Prints the prompt as the model read it, followed by the new text.")
-    p.add_argument("--model", default="char_lstm_en",
-                   help="model name in the repository, e.g. char_lstm_en, char_lstm_fr "
-                        "(default: %(default)s)")
+        "docs/textgen.md. Prints the prompt as the model read it, followed by the new text.",
+    )
+    p.add_argument(
+        "--model",
+        default="char_lstm_en",
+        help="model name in the repository, e.g. char_lstm_en, char_lstm_fr (default: %(default)s)",
+    )
     p.add_argument("--prompt", required=True, help="seed text the story starts from")
-    p.add_argument("--max-new-tokens", type=int, default=300, metavar="N",
-                   help="how many tokens (characters for char models) to add (default: %(default)s)")
-    p.add_argument("--temperature", type=float, default=0.7, metavar="T",
-                   help="0 = always the likeliest character; up to 2 = wilder (default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=0, metavar="K",
-                   help="sample only among the K likeliest tokens; 0 = no limit (default: %(default)s)")
-    p.add_argument("--top-p", type=float, default=1.0, metavar="P",
-                   help="sample from the smallest set of tokens holding mass P; 1 = off "
-                        "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="random seed: the same seed gives the same text (default: random, printed)")
-    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODEL_REPOSITORY, metavar="DIR",
-                   help="model repository laid out as NAME/VERSION/ (default: serving/models)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=300,
+        metavar="N",
+        help="how many tokens (characters for char models) to add (default: %(default)s)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.7,
+        metavar="T",
+        help="0 = always the likeliest character; up to 2 = wilder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        metavar="K",
+        help="sample only among the K likeliest tokens; 0 = no limit (default: %(default)s)",
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        metavar="P",
+        help="sample from the smallest set of tokens holding mass P; 1 = off "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="random seed: the same seed gives the same text (default: random, printed)",
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODEL_REPOSITORY,
+        metavar="DIR",
+        help="model repository laid out as NAME/VERSION/ (default: serving/models)",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,16 +84,25 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         request = GenerationRequest(
-            prompt=args.prompt, model=args.model, max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+            prompt=args.prompt,
+            model=args.model,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
     except ValidationError as exc:
         for err in describe_validation_errors(exc.errors()):
             print(f"error: --{err['field'].replace('_', '-')}: {err['message']}", file=sys.stderr)
         return 2
     repository = ModelRepository(args.models_dir)
     if args.model not in repository.models():
-        print(f"error: no model {args.model!r} in {args.models_dir}; available: "
-              f"{', '.join(repository.models()) or 'none'}", file=sys.stderr)
+        print(
+            f"error: no model {args.model!r} in {args.models_dir}; available: "
+            f"{', '.join(repository.models()) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     try:
         response = asyncio.run(_generate(request, repository))
@@ -70,17 +117,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _generate(request: object, repository: ModelRepository) -> object:
+async def _generate(request: GenerationRequest, repository: ModelRepository) -> GenerationResponse:
     from services.model_client.inprocess import InProcessClient
     from textgen_service import generation
     from textgen_service.registry import TextModelRegistry
     from textgen_service.settings import TextgenSettings
 
-    settings = TextgenSettings(models=[request.model], default_model=request.model,  # type: ignore[attr-defined]
-                               model_repository=repository.root)
+    settings = TextgenSettings(
+        models=[request.model],
+        default_model=request.model,
+        model_repository=repository.root,
+    )
     client = InProcessClient(repository)
     try:
         registry = await TextModelRegistry.load(settings, client, repository)
-        return await generation.generate(request, registry, settings)  # type: ignore[arg-type]
+        return await generation.generate(request, registry, settings)
     finally:
         await client.close()

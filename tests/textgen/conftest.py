@@ -13,8 +13,12 @@ from textgen_service.settings import TextgenSettings
 
 @pytest.fixture(scope="module")
 def textgen_url(tiny_repository: Path) -> Iterator[str]:
-    settings = TextgenSettings(model_repository=tiny_repository, default_model="tiny_en",
-                               max_prompt_chars=300, max_new_tokens_limit=500)
+    settings = TextgenSettings(
+        model_repository=tiny_repository,
+        default_model="tiny_en",
+        max_prompt_chars=300,
+        max_new_tokens_limit=500,
+    )
     with serve(create_app(settings)) as url:
         yield url
 

@@ -7,8 +7,15 @@ from typing import Any
 import httpx
 import pytest
 
-GOOD = {"prompt": "And the king said", "model": "tiny_en", "max_new_tokens": 30,
-        "temperature": 0.8, "top_k": 0, "top_p": 0.95, "seed": 42}
+GOOD = {
+    "prompt": "And the king said",
+    "model": "tiny_en",
+    "max_new_tokens": 30,
+    "temperature": 0.8,
+    "top_k": 0,
+    "top_p": 0.95,
+    "seed": 42,
+}
 
 
 def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
@@ -30,7 +37,11 @@ def test_generation(client: httpx.Client) -> None:
     assert body["model"] == "tiny_en"
     assert body["tokens"] == 30 and len(body["text"]) == 30
     assert body["finish_reason"] == "length" and body["seed"] == 42
-    assert body["normalisation"] == {"changed": False, "prompt": "And the king said", "replaced": {}}
+    assert body["normalisation"] == {
+        "changed": False,
+        "prompt": "And the king said",
+        "replaced": {},
+    }
 
 
 def test_same_seed_same_text_different_seed_different_text(client: httpx.Client) -> None:
@@ -62,32 +73,36 @@ def test_models_are_described_from_their_cards(client: httpx.Client) -> None:
     assert "nats_per_char" in model["held_out_loss"]
 
 
-@pytest.mark.parametrize(("overrides", "status", "words"), [
-    ({"prompt": ""}, 422, ["prompt"]),
-    ({"prompt": "   "}, 422, ["no character"]),
-    ({"prompt": "\U0001f600\U0001f680"}, 422, ["no character"]),
-    ({"prompt": "a" * 301}, 422, ["at most 300"]),
-    ({"model": "gpt9"}, 404, ["unknown model", "tiny_en"]),
-    ({"model": "../etc/passwd"}, 422, ["model"]),
-    ({"max_new_tokens": 0}, 422, ["max_new_tokens"]),
-    ({"max_new_tokens": 501}, 422, ["at most 500"]),
-    ({"temperature": -0.1}, 422, ["temperature"]),
-    ({"temperature": 2.5}, 422, ["temperature"]),
-    ({"top_k": -1}, 422, ["top_k"]),
-    ({"top_p": 0}, 422, ["top_p"]),
-    ({"top_p": 1.5}, 422, ["top_p"]),
-    ({"seed": -1}, 422, ["seed"]),
-    ({"seed": 2**63}, 422, ["seed"]),
-    ({"max_new_tokens": "30"}, 422, ["max_new_tokens"]),
-    ({"max_new_tokens": 3.5}, 422, ["max_new_tokens"]),
-    ({"temperature": "hot"}, 422, ["temperature"]),
-    ({"top_k": True}, 422, ["top_k"]),
-    ({"prompt": 12}, 422, ["prompt"]),
-    ({"prompt": None}, 422, ["prompt"]),
-    ({"temprature": 0.5}, 422, ["temprature", "unknown field"]),
-])
-def test_bad_inputs(client: httpx.Client, overrides: dict[str, Any], status: int,
-                    words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "status", "words"),
+    [
+        ({"prompt": ""}, 422, ["prompt"]),
+        ({"prompt": "   "}, 422, ["no character"]),
+        ({"prompt": "\U0001f600\U0001f680"}, 422, ["no character"]),
+        ({"prompt": "a" * 301}, 422, ["at most 300"]),
+        ({"model": "gpt9"}, 404, ["unknown model", "tiny_en"]),
+        ({"model": "../etc/passwd"}, 422, ["model"]),
+        ({"max_new_tokens": 0}, 422, ["max_new_tokens"]),
+        ({"max_new_tokens": 501}, 422, ["at most 500"]),
+        ({"temperature": -0.1}, 422, ["temperature"]),
+        ({"temperature": 2.5}, 422, ["temperature"]),
+        ({"top_k": -1}, 422, ["top_k"]),
+        ({"top_p": 0}, 422, ["top_p"]),
+        ({"top_p": 1.5}, 422, ["top_p"]),
+        ({"seed": -1}, 422, ["seed"]),
+        ({"seed": 2**63}, 422, ["seed"]),
+        ({"max_new_tokens": "30"}, 422, ["max_new_tokens"]),
+        ({"max_new_tokens": 3.5}, 422, ["max_new_tokens"]),
+        ({"temperature": "hot"}, 422, ["temperature"]),
+        ({"top_k": True}, 422, ["top_k"]),
+        ({"prompt": 12}, 422, ["prompt"]),
+        ({"prompt": None}, 422, ["prompt"]),
+        ({"temprature": 0.5}, 422, ["temprature", "unknown field"]),
+    ],
+)
+def test_bad_inputs(
+    client: httpx.Client, overrides: dict[str, Any], status: int, words: list[str]
+) -> None:
     assert_problem(post(client, **overrides), status, *words)
 
 
@@ -98,8 +113,9 @@ def test_missing_prompt(client: httpx.Client) -> None:
 
 
 def test_body_that_is_not_json(client: httpx.Client) -> None:
-    r = client.post("/v1/generations", content=b"{prompt: oops",
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/generations", content=b"{prompt: oops", headers={"content-type": "application/json"}
+    )
     assert_problem(r, 422, "json")
 
 
@@ -117,7 +133,9 @@ def test_body_too_large_without_content_length(client: httpx.Client) -> None:
         for _ in range(100):
             yield b"a" * 1000
 
-    r = client.post("/v1/generations", content=chunks(), headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/generations", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert_problem(r, 413)
 
 
@@ -132,11 +150,17 @@ def test_operations_endpoints(client: httpx.Client) -> None:
     assert ready.status_code == 200 and ready.json()["checks"]["tiny_en"] == "v1 ready"
     post(client)
     metrics = client.get("/metrics").text
-    assert 'http_requests_total{method="POST",route="/v1/generations",service="textgen",status="200"}' in metrics
+    assert (
+        'http_requests_total{method="POST",route="/v1/generations",service="textgen",status="200"}'
+        in metrics
+    )
     assert client.get("/openapi.json").json()["paths"]["/v1/generations"]
     assert client.get("/docs").status_code == 200
 
 
 def test_request_id_is_echoed_or_made(client: httpx.Client) -> None:
-    assert client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
     assert len(client.get("/healthz").headers["x-request-id"]) == 32

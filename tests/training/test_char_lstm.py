@@ -14,8 +14,16 @@ from training.char_lstm.train import TrainConfig, stream_windows, train
 from training.char_lstm.vocab import CharVocab
 
 
-def call(export: Path, prompts: list[list[int]], n: int | list[int], *, temperature: float = 0.0,
-         top_k: int = 0, top_p: float = 1.0, seed: int | list[int] = 1) -> dict[str, np.ndarray]:
+def call(
+    export: Path,
+    prompts: list[list[int]],
+    n: int | list[int],
+    *,
+    temperature: float | list[float] = 0.0,
+    top_k: int | list[int] = 0,
+    top_p: float | list[float] = 1.0,
+    seed: int | list[int] = 1,
+) -> dict[str, np.ndarray]:
     fn = tf.saved_model.load(str(export)).signatures["generate"]
     batch = len(prompts)
     ids = np.zeros((batch, max(map(len, prompts))), np.int32)
@@ -26,11 +34,15 @@ def call(export: Path, prompts: list[list[int]], n: int | list[int], *, temperat
         values = value if isinstance(value, list) else [value] * batch
         return tf.constant(np.asarray(values, dtype))
 
-    out = fn(prompt_ids=tf.constant(ids),
-             prompt_lengths=tf.constant([len(p) for p in prompts], tf.int32),
-             max_new_tokens=per_row(n, np.int32), temperature=per_row(temperature, np.float32),
-             top_k=per_row(top_k, np.int32), top_p=per_row(top_p, np.float32),
-             seed=per_row(seed, np.int64))
+    out = fn(
+        prompt_ids=tf.constant(ids),
+        prompt_lengths=tf.constant([len(p) for p in prompts], tf.int32),
+        max_new_tokens=per_row(n, np.int32),
+        temperature=per_row(temperature, np.float32),
+        top_k=per_row(top_k, np.int32),
+        top_p=per_row(top_p, np.float32),
+        seed=per_row(seed, np.int64),
+    )
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -45,19 +57,40 @@ def vocab(export: Path) -> CharVocab:
 
 
 def test_training_writes_resumable_artefacts(tiny_run: Path) -> None:
-    for name in ("vocab.json", "config.json", "loss_curve.png", "result.json",
-                 "checkpoints/best.weights.h5", "checkpoints/last.weights.h5",
-                 "checkpoints/state.json"):
+    for name in (
+        "vocab.json",
+        "config.json",
+        "loss_curve.png",
+        "result.json",
+        "checkpoints/best.weights.h5",
+        "checkpoints/last.weights.h5",
+        "checkpoints/state.json",
+    ):
         assert (tiny_run / name).exists(), name
     result = json.loads((tiny_run / "result.json").read_text())
     assert result["steps"] == 6
-    assert 0 < result["best_valid_nats_per_char"] < np.log(len(CharVocab.load(tiny_run / "vocab.json")))
+    assert (
+        0
+        < result["best_valid_nats_per_char"]
+        < np.log(len(CharVocab.load(tiny_run / "vocab.json")))
+    )
     assert (tiny_run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_path: Path) -> None:
-    cfg = dict(corpus=tiny_corpus, units=16, embed_dim=8, batch_size=4, seq_len=16, steps=8,
-               eval_every=4, eval_streams=2, warmup_steps=2, threads=1, seed=5)
+    cfg = dict(
+        corpus=tiny_corpus,
+        units=16,
+        embed_dim=8,
+        batch_size=4,
+        seq_len=16,
+        steps=8,
+        eval_every=4,
+        eval_streams=2,
+        warmup_steps=2,
+        threads=1,
+        seed=5,
+    )
     straight = train(TrainConfig(run_dir=tmp_path / "a", **cfg))  # type: ignore[arg-type]
     # Stop mid-epoch at step 3 (as a crash after a checkpoint would), then the same command.
     stopped = train(TrainConfig(run_dir=tmp_path / "b", stop_after=3, **cfg))  # type: ignore[arg-type]
@@ -66,7 +99,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_path
     resumed = train(TrainConfig(run_dir=tmp_path / "b", **cfg))  # type: ignore[arg-type]
     assert resumed["steps"] == 8
     assert resumed["final_valid_nats_per_char"] == pytest.approx(
-        straight["final_valid_nats_per_char"], rel=1e-5)
+        straight["final_valid_nats_per_char"], rel=1e-5
+    )
     with pytest.raises(SystemExit, match="another configuration"):
         train(TrainConfig(run_dir=tmp_path / "b", **{**cfg, "units": 8}))  # type: ignore[arg-type]
 
@@ -90,7 +124,7 @@ def test_export_matches_keras_greedy_refeeding(export: Path, vocab: CharVocab) -
     for _ in range(25):
         logits, *_ = model([np.asarray([seq], np.int32), *zeros])
         seq.append(int(np.argmax(logits[0, -1])))
-    assert got == seq[len(prompt):]
+    assert got == seq[len(prompt) :]
 
 
 def test_padded_rows_read_only_their_own_prompt(export: Path, vocab: CharVocab) -> None:
@@ -132,16 +166,26 @@ def test_top_k_restricts_choices(export: Path, vocab: CharVocab) -> None:
     zeros = [np.zeros((1, cfg["units"]), np.float32)] * (2 * cfg["layers"])
     logits, *_ = model([np.asarray([p], np.int32), *zeros])
     top3 = set(np.argsort(logits[0, -1].numpy())[-3:].tolist())
-    firsts = {int(call(export, [p], 1, temperature=2.0, top_k=3, seed=s)["token_ids"][0, 0])
-              for s in range(40)}
+    firsts = {
+        int(call(export, [p], 1, temperature=2.0, top_k=3, seed=s)["token_ids"][0, 0])
+        for s in range(40)
+    }
     assert firsts <= top3
     assert len(firsts) > 1
 
 
 def test_model_card_and_vocab(export: Path) -> None:
     card = json.loads((export / "assets.extra/model_card.json").read_text())
-    for key in ("name", "kind", "language", "training_corpus", "parameters", "held_out_loss",
-                "date", "licence"):
+    for key in (
+        "name",
+        "kind",
+        "language",
+        "training_corpus",
+        "parameters",
+        "held_out_loss",
+        "date",
+        "licence",
+    ):
         assert key in card
     assert card["kind"] == "char_lstm"
     assert card["training_corpus"]["licence"] == "CC0"

@@ -11,25 +11,42 @@ from textgen_service.schemas import GenerationRequest, GenerationResponse, Norma
 from textgen_service.settings import TextgenSettings
 
 
-async def generate(request: GenerationRequest, registry: TextModelRegistry,
-                   settings: TextgenSettings) -> GenerationResponse:
+async def generate(
+    request: GenerationRequest, registry: TextModelRegistry, settings: TextgenSettings
+) -> GenerationResponse:
     model = registry.get(request.model)
     errors = []
     if len(request.prompt) > settings.max_prompt_chars:
-        errors.append({"field": "prompt", "message":
-                       f"at most {settings.max_prompt_chars} characters (got {len(request.prompt)})"})
+        errors.append(
+            {
+                "field": "prompt",
+                "message": f"at most {settings.max_prompt_chars} characters "
+                f"(got {len(request.prompt)})",
+            }
+        )
     limit = min(settings.max_new_tokens_limit, model.max_new_tokens)
     if request.max_new_tokens > limit:
         errors.append({"field": "max_new_tokens", "message": f"at most {limit} for {model.name}"})
     if errors:
-        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+        raise Problem(
+            422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
+        )
     seed = request.seed if request.seed is not None else secrets.randbits(63)
-    result = await model.generate(request.prompt, GenerationParams(
-        request.max_new_tokens, request.temperature, request.top_k, request.top_p, seed))
+    result = await model.generate(
+        request.prompt,
+        GenerationParams(
+            request.max_new_tokens, request.temperature, request.top_k, request.top_p, seed
+        ),
+    )
     return GenerationResponse(
-        text=result.text, model=model.name, tokens=result.tokens,
-        finish_reason=result.finish_reason,  # type: ignore[arg-type]
+        text=result.text,
+        model=model.name,
+        tokens=result.tokens,
+        finish_reason=result.finish_reason,
         seed=seed,
-        normalisation=Normalisation(changed=result.prompt.changed, prompt=result.prompt.text,
-                                    replaced=result.prompt.replaced),
+        normalisation=Normalisation(
+            changed=result.prompt.changed,
+            prompt=result.prompt.text,
+            replaced=result.prompt.replaced,
+        ),
     )

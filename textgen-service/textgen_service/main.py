@@ -18,8 +18,9 @@ from textgen_service.registry import TextModelRegistry
 from textgen_service.settings import TextgenSettings
 
 
-def create_app(settings: TextgenSettings | None = None,
-               client: ModelClient | None = None) -> FastAPI:
+def create_app(
+    settings: TextgenSettings | None = None, client: ModelClient | None = None
+) -> FastAPI:
     settings = settings or TextgenSettings()
 
     @asynccontextmanager
@@ -41,10 +42,15 @@ def create_app(settings: TextgenSettings | None = None,
         return Readiness(True, {name: f"v{m.version} ready" for name, m in registry.models.items()})
 
     app = create_service_app(
-        service="textgen", title="Talkative textgen-service", version=__version__,
+        service="textgen",
+        title="Talkative textgen-service",
+        version=__version__,
         description="Continues a prompt with a text model (char-LSTM today). "
-                    "Errors are application/problem+json.",
-        settings=settings, readiness=readiness, lifespan=lifespan)
+        "Errors are application/problem+json.",
+        settings=settings,
+        readiness=readiness,
+        lifespan=lifespan,
+    )
     app.include_router(router)
     return app
 

@@ -17,8 +17,9 @@ class TextModelRegistry:
         self.models, self.default = models, default
 
     @classmethod
-    async def load(cls, settings: TextgenSettings, client: ModelClient,
-                   repository: ModelRepository) -> TextModelRegistry:
+    async def load(
+        cls, settings: TextgenSettings, client: ModelClient, repository: ModelRepository
+    ) -> TextModelRegistry:
         requested = settings.models
         names = requested if requested is not None else repository.models()
         models: dict[str, TextModel] = {}
@@ -32,8 +33,13 @@ class TextModelRegistry:
             model = family(name, client, repository)
             await model.verify()
             await model.warmup()
-            log.info("serving %s v%d (%s)", name, model.version, kind,
-                     extra={"model": name, "version": model.version})
+            log.info(
+                "serving %s v%d (%s)",
+                name,
+                model.version,
+                kind,
+                extra={"model": name, "version": model.version},
+            )
             models[name] = model
         if not models:
             raise ValueError(f"no text model found in {repository.root}")
@@ -44,6 +50,9 @@ class TextModelRegistry:
         try:
             return self.models[name]
         except KeyError:
-            raise Problem(404, f"Unknown model {name!r}; available: {', '.join(sorted(self.models))}.",
-                          title="Unknown model",
-                          errors=[{"field": "model", "message": "no such model"}]) from None
+            raise Problem(
+                404,
+                f"Unknown model {name!r}; available: {', '.join(sorted(self.models))}.",
+                title="Unknown model",
+                errors=[{"field": "model", "message": "no such model"}],
+            ) from None

@@ -13,13 +13,23 @@ class GenerationRequest(BaseModel):
     # strict: "5" is not a number and "true" is not a float; extra fields are typos.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    prompt: str = Field(..., min_length=1, description="the seed text; normalised to the model's alphabet")
+    prompt: str = Field(
+        ..., min_length=1, description="the seed text; normalised to the model's alphabet"
+    )
     model: str = Field("char_lstm_en", min_length=1, max_length=100, pattern=r"^[a-z0-9_.-]+$")
-    max_new_tokens: int = Field(200, ge=1, description="tokens (characters for char models) to generate")
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 = greedy; higher = more surprising")
-    top_k: int = Field(0, ge=0, le=10_000, description="sample among the k likeliest tokens; 0 = off")
+    max_new_tokens: int = Field(
+        200, ge=1, description="tokens (characters for char models) to generate"
+    )
+    temperature: float = Field(
+        0.7, ge=0.0, le=2.0, description="0 = greedy; higher = more surprising"
+    )
+    top_k: int = Field(
+        0, ge=0, le=10_000, description="sample among the k likeliest tokens; 0 = off"
+    )
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1 = off")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same text; omitted = random")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="same seed, same text; omitted = random"
+    )
 
 
 class Normalisation(BaseModel):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 GENERATE_SIGNATURE = "generate"
 MAX_NEW_TOKENS_CAP = 4096  # hard bound on the loop, whatever a caller asks
@@ -53,8 +53,9 @@ def gumbel_noise(keys: tf.Tensor, step: tf.Tensor, vocab_mix: tf.Tensor) -> tf.T
     return tf.cast(-tf.math.log(-tf.math.log(u)), tf.float32)
 
 
-def filter_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor,
-                  top_p: tf.Tensor) -> tf.Tensor:
+def filter_logits(
+    logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor
+) -> tf.Tensor:
     """Scale by temperature, then mask everything outside each row's top-k and top-p set."""
     neg_inf = tf.constant(-np.inf, tf.float32)
     vocab = tf.shape(logits)[1]
@@ -75,8 +76,13 @@ def filter_logits(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor,
 class CharLSTMGenerator(tf.Module):
     """Core-ops-only generator built from a trained model's weights."""
 
-    def __init__(self, weights: dict[str, np.ndarray], layers: int, units: int,
-                 max_new_tokens_cap: int = MAX_NEW_TOKENS_CAP) -> None:
+    def __init__(
+        self,
+        weights: dict[str, np.ndarray],
+        layers: int,
+        units: int,
+        max_new_tokens_cap: int = MAX_NEW_TOKENS_CAP,
+    ) -> None:
         super().__init__(name="char_lstm")
         self.layers, self.units, self.cap = layers, units, max_new_tokens_cap
         emb = weights["embedding"]
@@ -85,14 +91,23 @@ class CharLSTMGenerator(tf.Module):
         self.embedding = tf.Variable(emb, trainable=False, name="embedding")
         self.kernel_0 = tf.Variable(weights["lstm_0/kernel"], trainable=False, name="kernel_0")
         # Layer 0's input projection folded into the embedding: one gather per step.
-        self.input_table = tf.Variable(emb @ weights["lstm_0/kernel"], trainable=False,
-                                       name="input_table")
-        self.kernels = [tf.Variable(weights[f"lstm_{i}/kernel"], trainable=False,
-                                    name=f"kernel_{i}") for i in range(1, layers)]
-        self.recurrent = [tf.Variable(weights[f"lstm_{i}/recurrent_kernel"], trainable=False,
-                                      name=f"recurrent_{i}") for i in range(layers)]
-        self.biases = [tf.Variable(weights[f"lstm_{i}/bias"], trainable=False,
-                                   name=f"bias_{i}") for i in range(layers)]
+        self.input_table = tf.Variable(
+            emb @ weights["lstm_0/kernel"], trainable=False, name="input_table"
+        )
+        self.kernels = [
+            tf.Variable(weights[f"lstm_{i}/kernel"], trainable=False, name=f"kernel_{i}")
+            for i in range(1, layers)
+        ]
+        self.recurrent = [
+            tf.Variable(
+                weights[f"lstm_{i}/recurrent_kernel"], trainable=False, name=f"recurrent_{i}"
+            )
+            for i in range(layers)
+        ]
+        self.biases = [
+            tf.Variable(weights[f"lstm_{i}/bias"], trainable=False, name=f"bias_{i}")
+            for i in range(layers)
+        ]
         self.out_w = tf.Variable(weights["logits/kernel"], trainable=False, name="out_w")
         self.out_b = tf.Variable(weights["logits/bias"], trainable=False, name="out_b")
         vmix = _mix32(tf.constant(np.arange(self.vocab_size, dtype=np.int64) * 2 + 1))
@@ -105,7 +120,7 @@ class CharLSTMGenerator(tf.Module):
         h_in = None
         for i in range(self.layers):
             h, c = states[2 * i], states[2 * i + 1]
-            z = (x_proj if i == 0 else tf.matmul(h_in, self.kernels[i - 1]))
+            z = x_proj if i == 0 else tf.matmul(h_in, self.kernels[i - 1])
             z = z + tf.matmul(h, self.recurrent[i]) + self.biases[i]
             zi, zf, zg, zo = tf.split(z, 4, axis=1)  # Keras gate order: i, f, c, o
             c = tf.sigmoid(zf) * c + tf.sigmoid(zi) * tf.tanh(zg)
@@ -117,18 +132,27 @@ class CharLSTMGenerator(tf.Module):
     def _logits(self, h: tf.Tensor) -> tf.Tensor:
         return tf.matmul(h, self.out_w) + self.out_b
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
-        tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
-        tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-        tf.TensorSpec([None], tf.float32, name="temperature"),
-        tf.TensorSpec([None], tf.int32, name="top_k"),
-        tf.TensorSpec([None], tf.float32, name="top_p"),
-        tf.TensorSpec([None], tf.int64, name="seed"),
-    ])
-    def generate(self, prompt_ids: tf.Tensor, prompt_lengths: tf.Tensor,
-                 max_new_tokens: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor,
-                 top_p: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
+            tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
+            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+            tf.TensorSpec([None], tf.float32, name="temperature"),
+            tf.TensorSpec([None], tf.int32, name="top_k"),
+            tf.TensorSpec([None], tf.float32, name="top_p"),
+            tf.TensorSpec([None], tf.int64, name="seed"),
+        ]
+    )
+    def generate(
+        self,
+        prompt_ids: tf.Tensor,
+        prompt_lengths: tf.Tensor,
+        max_new_tokens: tf.Tensor,
+        temperature: tf.Tensor,
+        top_k: tf.Tensor,
+        top_p: tf.Tensor,
+        seed: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
         batch, width = tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1]
         ids = tf.clip_by_value(prompt_ids, 0, self.vocab_size - 1)
         lengths = tf.clip_by_value(prompt_lengths, 1, tf.maximum(width, 1))
@@ -139,31 +163,39 @@ class CharLSTMGenerator(tf.Module):
         def read(t: tf.Tensor, states: list[tf.Tensor], top: tf.Tensor) -> tuple:
             new_top, new_states = self._step(ids[:, t], states)
             live = (t < lengths)[:, None]
-            return (t + 1, [tf.where(live, n, o) for n, o in zip(new_states, states)],
-                    tf.where(live, new_top, top))
+            return (
+                t + 1,
+                [tf.where(live, n, o) for n, o in zip(new_states, states, strict=True)],
+                tf.where(live, new_top, top),
+            )
 
         _, states, top = tf.while_loop(
-            lambda t, *_: t < tf.reduce_max(lengths), read, (0, states, zeros))
+            lambda t, *_: t < tf.reduce_max(lengths), read, (0, states, zeros)
+        )
 
         wanted = tf.clip_by_value(max_new_tokens, 0, self.cap)
         steps = tf.reduce_max(tf.concat([wanted, [0]], axis=0))
         keys = row_keys(seed)
         greedy = temperature <= 0.0
 
-        def sample(n: tf.Tensor, states: list[tf.Tensor], top: tf.Tensor,
-                   out: tf.TensorArray) -> tuple:
+        def sample(
+            n: tf.Tensor, states: list[tf.Tensor], top: tf.Tensor, out: tf.TensorArray
+        ) -> tuple:
             filtered = filter_logits(self._logits(top), temperature, top_k, top_p)
             noisy = filtered + gumbel_noise(keys, n, self.vocab_mix)
-            token = tf.where(greedy, tf.argmax(filtered, axis=1, output_type=tf.int32),
-                             tf.argmax(noisy, axis=1, output_type=tf.int32))
+            token = tf.where(
+                greedy,
+                tf.argmax(filtered, axis=1, output_type=tf.int32),
+                tf.argmax(noisy, axis=1, output_type=tf.int32),
+            )
             token = tf.where(n < wanted, token, 0)
             top, states = self._step(token, states)
             return n + 1, states, top, out.write(n, token)
 
         out = tf.TensorArray(tf.int32, size=steps, element_shape=tf.TensorShape([None]))
         _, _, _, out = tf.while_loop(
-            lambda n, *_: n < steps, sample, (0, states, top, out),
-            maximum_iterations=self.cap)
+            lambda n, *_: n < steps, sample, (0, states, top, out), maximum_iterations=self.cap
+        )
         token_ids = tf.reshape(tf.transpose(out.stack()), [batch, steps])
         return {"token_ids": token_ids, "lengths": wanted}
 
@@ -172,16 +204,23 @@ def weights_from_keras(model: Any, layers: int) -> dict[str, np.ndarray]:
     w = {"embedding": model.get_layer("embedding").get_weights()[0]}
     for i in range(layers):
         kernel, recurrent, bias = model.get_layer(f"lstm_{i}").get_weights()
-        w |= {f"lstm_{i}/kernel": kernel, f"lstm_{i}/recurrent_kernel": recurrent,
-              f"lstm_{i}/bias": bias}
+        w |= {
+            f"lstm_{i}/kernel": kernel,
+            f"lstm_{i}/recurrent_kernel": recurrent,
+            f"lstm_{i}/bias": bias,
+        }
     w["logits/kernel"], w["logits/bias"] = model.get_layer("logits").get_weights()
     return w
 
 
 def weights_from_export(loaded: Any) -> dict[str, np.ndarray]:
     """The Keras layer weights back from a loaded export (inverse of weights_from_keras)."""
-    w = {"embedding": loaded.embedding.numpy(), "lstm_0/kernel": loaded.kernel_0.numpy(),
-         "logits/kernel": loaded.out_w.numpy(), "logits/bias": loaded.out_b.numpy()}
+    w = {
+        "embedding": loaded.embedding.numpy(),
+        "lstm_0/kernel": loaded.kernel_0.numpy(),
+        "logits/kernel": loaded.out_w.numpy(),
+        "logits/bias": loaded.out_b.numpy(),
+    }
     for i in range(len(loaded.recurrent)):
         if i:
             w[f"lstm_{i}/kernel"] = loaded.kernels[i - 1].numpy()
@@ -199,20 +238,23 @@ def load_keras_from_export(export_dir: Path) -> Any:
     weights = weights_from_export(tf.saved_model.load(str(export_dir)))
     model.get_layer("embedding").set_weights([weights["embedding"]])
     for i in range(card["architecture"]["layers"]):
-        model.get_layer(f"lstm_{i}").set_weights([weights[f"lstm_{i}/{k}"] for k in
-                                                  ("kernel", "recurrent_kernel", "bias")])
+        model.get_layer(f"lstm_{i}").set_weights(
+            [weights[f"lstm_{i}/{k}"] for k in ("kernel", "recurrent_kernel", "bias")]
+        )
     model.get_layer("logits").set_weights([weights["logits/kernel"], weights["logits/bias"]])
     return model
 
 
 def save_generator(generator: CharLSTMGenerator, out_dir: Path) -> None:
     fn = generator.generate.get_concrete_function()
-    tf.saved_model.save(generator, str(out_dir),
-                        signatures={GENERATE_SIGNATURE: fn, "serving_default": fn})
+    tf.saved_model.save(
+        generator, str(out_dir), signatures={GENERATE_SIGNATURE: fn, "serving_default": fn}
+    )
 
 
-def export_run(run_dir: Path, out_dir: Path, *, name: str, language: str,
-               checkpoint: str = "best") -> dict[str, Any]:
+def export_run(
+    run_dir: Path, out_dir: Path, *, name: str, language: str, checkpoint: str = "best"
+) -> dict[str, Any]:
     """Build the SavedModel, vocab and model card for a finished training run."""
     from training.char_lstm.model import CharLSTMConfig, build_model
     from training.char_lstm.vocab import CharVocab
@@ -237,7 +279,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, language: str,
         "kind": "char_lstm",
         "language": language,
         "description": f"Character-level LSTM ({mcfg.layers} x {mcfg.units} units) trained on "
-                       f"{manifest['source']}.",
+        f"{manifest['source']}.",
         "signature": GENERATE_SIGNATURE,
         "tokenizer": {"type": "characters", "file": "vocab.json", "size": mcfg.vocab_size},
         "training_corpus": {
@@ -253,15 +295,18 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, language: str,
         "architecture": mcfg.to_dict(),
         "parameters": int(model.count_params()),
         "training": {k: config[k] for k in ("steps", "batch_size", "seq_len", "lr", "seed")}
-                    | {"chars_seen": result["chars_seen"]},
-        "held_out_loss": {"nats_per_char": round(result["best_valid_nats_per_char"], 4),
-                          "bits_per_char": round(result["best_valid_nats_per_char"] / np.log(2), 4)},
+        | {"chars_seen": result["chars_seen"]},
+        "held_out_loss": {
+            "nats_per_char": round(result["best_valid_nats_per_char"], 4),
+            "bits_per_char": round(result["best_valid_nats_per_char"] / np.log(2), 4),
+        },
         "max_new_tokens_cap": generator.cap,
         "licence": "model weights: Apache-2.0; training text: " + manifest["licence"],
         "date": datetime.now(UTC).date().isoformat(),
     }
-    (extra / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+    (extra / "model_card.json").write_text(
+        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return card
 
 
@@ -272,12 +317,20 @@ def main(argv: list[str] | None = None) -> None:
         "with the `generate` signature, assets.extra/vocab.json and assets.extra/model_card.json.",
     )
     p.add_argument("--run-dir", type=Path, required=True, help="training run directory")
-    p.add_argument("--out", type=Path, required=True,
-                   help="model version directory to create, e.g. serving/models/char_lstm_en/1")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="model version directory to create, e.g. serving/models/char_lstm_en/1",
+    )
     p.add_argument("--name", required=True, help="model name as served, e.g. char_lstm_en")
     p.add_argument("--language", required=True, help="ISO 639-1 language of the corpus")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
-                   help="which checkpoint to export (default: best held-out loss)")
+    p.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=["best", "last"],
+        help="which checkpoint to export (default: best held-out loss)",
+    )
     a = p.parse_args(argv)
     card = export_run(a.run_dir, a.out, name=a.name, language=a.language, checkpoint=a.checkpoint)
     print(json.dumps(card, indent=2, ensure_ascii=False))

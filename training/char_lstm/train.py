@@ -76,9 +76,10 @@ def epoch_at(step: int, n_chars: int, batch: int, seq_len: int, seed: int) -> tu
         start += steps
 
 
-def evaluate(model: object, data: np.ndarray, streams: int, units: int, layers: int,
-             chunk: int = 256) -> float:
-    """Mean nats per character over `data`, reading it as `streams` parallel pieces with carried state."""
+def evaluate(
+    model: object, data: np.ndarray, streams: int, units: int, layers: int, chunk: int = 256
+) -> float:
+    """Mean nats per character over `data`, read as `streams` parallel pieces carrying state."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -154,8 +155,9 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         carried = [arrays[f"state{i}"] for i in range(2 * cfg.layers)]
         step, best, history = saved["step"], saved["best"], saved["history"]
         print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/char)")
-    (run / "config.json").write_text(json.dumps({**_jsonable(cfg), "model": mcfg.to_dict()},
-                                                indent=2) + "\n")
+    (run / "config.json").write_text(
+        json.dumps({**_jsonable(cfg), "model": mcfg.to_dict()}, indent=2) + "\n"
+    )
 
     @tf.function(reduce_retracing=True)
     def train_step(x: tf.Tensor, y: tf.Tensor, states: list[tf.Tensor]) -> tuple:
@@ -171,18 +173,20 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
     def checkpoint() -> None:
         save("last")
-        np.savez(
-            ckpt / "last.npz",
-            **{f"opt{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
-            **{f"state{i}": s for i, s in enumerate(carried)},
-        )
+        arrays = {f"opt{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
+        arrays |= {f"state{i}": s for i, s in enumerate(carried)}
+        np.savez(ckpt / "last.npz", **arrays)
         tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"config": _jsonable(cfg), "step": step, "best": best,
-                                   "history": history}))
+        tmp.write_text(
+            json.dumps({"config": _jsonable(cfg), "step": step, "best": best, "history": history})
+        )
         tmp.replace(state_path)  # atomic: a crash never leaves a half-written state
-        plot_loss_curve(run / "loss_curve.png", [tuple(p) for p in history["train"]],  # type: ignore[misc]
-                        [tuple(p) for p in history["valid"]],  # type: ignore[misc]
-                        title=f"char-LSTM {cfg.corpus.name} ({cfg.layers}x{cfg.units})")
+        plot_loss_curve(
+            run / "loss_curve.png",
+            [tuple(p) for p in history["train"]],  # type: ignore[misc]
+            [tuple(p) for p in history["valid"]],  # type: ignore[misc]
+            title=f"char-LSTM {cfg.corpus.name} ({cfg.layers}x{cfg.units})",
+        )
 
     def run_eval() -> None:
         nonlocal best
@@ -201,9 +205,12 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         epoch = stream_windows(train_ids, cfg.batch_size, cfg.seq_len, offset)
         if step == start:
             carried = [np.zeros_like(s) for s in carried]
-        for window in epoch[step - start:]:
-            loss, new_states = train_step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]),
-                                          [tf.constant(s) for s in carried])
+        for window in epoch[step - start :]:
+            loss, new_states = train_step(
+                tf.constant(window[:, :-1]),
+                tf.constant(window[:, 1:]),
+                [tf.constant(s) for s in carried],
+            )
             carried = [s.numpy() for s in new_states]
             step += 1
             history["train"].append([step, float(loss)])
@@ -239,8 +246,11 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
 def _jsonable(cfg: TrainConfig) -> dict[str, object]:
     """The run's identity: what must match to resume (not threads, not where to stop)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in cfg.__dict__.items()
-            if k not in ("threads", "stop_after")}
+    return {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in cfg.__dict__.items()
+        if k not in ("threads", "stop_after")
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -251,36 +261,79 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "Writes RUN_DIR/checkpoints (resumable), vocab.json, config.json, loss_curve.png and "
         "result.json. Re-running the same command resumes an interrupted run.",
     )
-    p.add_argument("--corpus", type=Path, required=True,
-                   help="corpus directory built by python -m training.corpora")
-    p.add_argument("--run-dir", type=Path, required=True,
-                   help="where checkpoints, curves and results go")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        required=True,
+        help="corpus directory built by python -m training.corpora",
+    )
+    p.add_argument(
+        "--run-dir", type=Path, required=True, help="where checkpoints, curves and results go"
+    )
     p.add_argument("--units", type=int, default=d.units, help="LSTM units per layer")
     p.add_argument("--layers", type=int, default=d.layers, help="number of stacked LSTM layers")
     p.add_argument("--embed-dim", type=int, default=d.embed_dim, help="character embedding size")
-    p.add_argument("--dropout", type=float, default=d.dropout,
-                   help="dropout after each LSTM layer (0 disables)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="parallel contiguous streams of text per step")
-    p.add_argument("--seq-len", type=int, default=d.seq_len,
-                   help="characters per stream per step (back-propagation length)")
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=d.dropout,
+        help="dropout after each LSTM layer (0 disables)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="parallel contiguous streams of text per step",
+    )
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        default=d.seq_len,
+        help="characters per stream per step (back-propagation length)",
+    )
     p.add_argument("--steps", type=int, default=d.steps, help="total optimisation steps")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (Adam)")
-    p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
-                   help="final learning rate as a fraction of the peak (cosine decay)")
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                   help="linear warm-up steps before the cosine decay")
-    p.add_argument("--clipnorm", type=float, default=d.clipnorm,
-                   help="clip the global gradient norm to this value")
-    p.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help="measure held-out loss and checkpoint every N steps")
-    p.add_argument("--eval-streams", type=int, default=d.eval_streams,
-                   help="parallel pieces the held-out text is read in")
+    p.add_argument(
+        "--min-lr-ratio",
+        type=float,
+        default=d.min_lr_ratio,
+        help="final learning rate as a fraction of the peak (cosine decay)",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        help="linear warm-up steps before the cosine decay",
+    )
+    p.add_argument(
+        "--clipnorm",
+        type=float,
+        default=d.clipnorm,
+        help="clip the global gradient norm to this value",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=d.eval_every,
+        help="measure held-out loss and checkpoint every N steps",
+    )
+    p.add_argument(
+        "--eval-streams",
+        type=int,
+        default=d.eval_streams,
+        help="parallel pieces the held-out text is read in",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights and data order)")
-    p.add_argument("--threads", type=int, default=d.threads,
-                   help="TensorFlow CPU threads (0 = all cores)")
-    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
-                   help="checkpoint and stop at this step; the same command without it resumes")
+    p.add_argument(
+        "--threads", type=int, default=d.threads, help="TensorFlow CPU threads (0 = all cores)"
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="checkpoint and stop at this step; the same command without it resumes",
+    )
     a = p.parse_args(argv)
     return TrainConfig(**{k: v for k, v in vars(a).items()})
 

@@ -67,7 +67,8 @@ class TextModel(ABC):
 
     async def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self.client.predict(self.name, inputs, signature=GENERATE.name,
-                                             version=self.version)
+            return await self.client.predict(
+                self.name, inputs, signature=GENERATE.name, version=self.version
+            )
         except (ModelUnavailable, ModelNotFound) as exc:
             raise Unavailable(f"the text model {self.name!r} is unavailable: {exc}") from exc

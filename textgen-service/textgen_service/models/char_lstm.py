@@ -17,30 +17,36 @@ class CharLSTMModel(TextModel):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         vocab_file = self.card.get("tokenizer", {}).get("file", "vocab.json")
-        chars = json.loads(self.repository.asset(self.name, vocab_file, self.version)
-                           .read_text(encoding="utf-8"))["chars"]
+        chars = json.loads(
+            self.repository.asset(self.name, vocab_file, self.version).read_text(encoding="utf-8")
+        )["chars"]
         self.alphabet = Alphabet(chars)
 
     def normalise(self, prompt: str) -> NormalisedPrompt:
         fitted = self.alphabet.normalise(prompt)
         if not fitted.text.strip():
-            raise Problem(422, f"The prompt has no character that {self.name} knows; "
-                               "write it in the model's language and alphabet.",
-                          errors=[{"field": "prompt", "message": "nothing left after normalisation"}])
+            raise Problem(
+                422,
+                f"The prompt has no character that {self.name} knows; "
+                "write it in the model's language and alphabet.",
+                errors=[{"field": "prompt", "message": "nothing left after normalisation"}],
+            )
         return fitted
 
     async def generate(self, prompt: str, params: GenerationParams) -> Generation:
         fitted = self.normalise(prompt)
         ids = np.asarray([self.alphabet.encode(fitted.text)], dtype=np.int32)
-        out = await self._call({
-            "prompt_ids": ids,
-            "prompt_lengths": np.asarray([ids.shape[1]], np.int32),
-            "max_new_tokens": np.asarray([params.max_new_tokens], np.int32),
-            "temperature": np.asarray([params.temperature], np.float32),
-            "top_k": np.asarray([params.top_k], np.int32),
-            "top_p": np.asarray([params.top_p], np.float32),
-            "seed": np.asarray([params.seed], np.int64),
-        })
+        out = await self._call(
+            {
+                "prompt_ids": ids,
+                "prompt_lengths": np.asarray([ids.shape[1]], np.int32),
+                "max_new_tokens": np.asarray([params.max_new_tokens], np.int32),
+                "temperature": np.asarray([params.temperature], np.float32),
+                "top_k": np.asarray([params.top_k], np.int32),
+                "top_p": np.asarray([params.top_p], np.float32),
+                "seed": np.asarray([params.seed], np.int64),
+            }
+        )
         length = int(out["lengths"][0])
         text = self.alphabet.decode([int(i) for i in out["token_ids"][0, :length]])
         return Generation(text=text, tokens=length, finish_reason="length", prompt=fitted)

@@ -32,9 +32,13 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP) ## create .venv with everything (idempotent)
 
-system-deps: ## Debian packages the corpora need (bible-kjv)
-	@command -v bible >/dev/null && [ -e /usr/lib/bible.data ] || { \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bible-kjv bible-kjv-text; }
+# bible-kjv: the English corpus; chromium: the web page tests; docker-compose: validates
+# the compose files in the deployment tests.
+DEBIAN_PACKAGES := bible-kjv bible-kjv-text chromium docker-compose
+
+system-deps: ## Debian packages the corpora and the tests need
+	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(DEBIAN_PACKAGES); }
 
 data/corpora/%/manifest.json: | $(STAMP) system-deps
 	$(PYTHON) -m training.corpora $* --out data/corpora
@@ -53,9 +57,9 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy services training talkative bench $(wildcard */*_service gateway/gateway)
+	$(BIN)/mypy services training talkative bench $(wildcard */*_service)
 
-unit: install corpora
+unit: install corpora system-deps
 	$(BIN)/pytest
 
 test: lint typecheck unit ## lint, type-check and the whole test suite
@@ -63,11 +67,11 @@ test: lint typecheck unit ## lint, type-check and the whole test suite
 bench: install corpora ## benchmarks (ratios against a baseline measured in the same run)
 	$(PYTHON) bench/textgen.py
 
-train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
+train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \
 		--run-dir runs/char_lstm_$* $(CHAR_LSTM_ARGS)
 
-export-char-lstm-%: install ## export runs/char_lstm_LANG to serving/models/char_lstm_LANG/1
+export-char-lstm-en export-char-lstm-fr: export-char-lstm-%: install ## export runs/char_lstm_LANG to serving/models/char_lstm_LANG/1
 	rm -rf serving/models/char_lstm_$*/1
 	$(PYTHON) -m training.char_lstm.export --run-dir runs/char_lstm_$* \
 		--out serving/models/char_lstm_$*/1 --name char_lstm_$* --language $*

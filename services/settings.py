@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services import DEFAULT_MODEL_REPOSITORY
@@ -41,7 +41,58 @@ class ModelServiceSettings(ServiceSettings):
         DEFAULT_MODEL_REPOSITORY,
         description="model repository laid out as <name>/<version>/ (the one TF Serving mounts)",
     )
-    model_backend: Literal["inprocess"] = Field(
-        "inprocess", description="how models are run: inprocess loads the SavedModels here"
+    model_backend: Literal["inprocess", "grpc", "rest"] = Field(
+        "inprocess",
+        description="how models are run: inprocess loads the SavedModels here; grpc and rest "
+        "call TensorFlow Serving (PredictionService on model_server_grpc_port, or its REST API "
+        "on model_server_rest_port)",
     )
-    model_timeout_s: float = Field(60.0, gt=0, description="deadline of one model call")
+    model_timeout_s: float = Field(
+        60.0, gt=0, description="deadline of one model call, retries included"
+    )
+    model_server_host: str = Field(
+        "127.0.0.1", description="TensorFlow Serving host (grpc and rest backends)"
+    )
+    model_server_grpc_port: int = Field(
+        8500, ge=1, le=65535, description="TensorFlow Serving --port (gRPC)"
+    )
+    model_server_rest_port: int = Field(
+        8501, ge=1, le=65535, description="TensorFlow Serving --rest_api_port (HTTP/REST)"
+    )
+    model_version: int | None = Field(
+        None,
+        ge=1,
+        description="pin this model version when a call names none; default: the newest served",
+    )
+    model_version_label: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="address models by this TF Serving version label (e.g. stable, canary) when "
+        "a call names no version; grpc and rest backends only",
+    )
+    model_retries: int = Field(
+        2, ge=0, le=10, description="extra attempts when the model server is UNAVAILABLE"
+    )
+    model_retry_backoff_s: float = Field(
+        0.1, gt=0, le=10, description="first wait between attempts; doubles (with jitter) after"
+    )
+    model_keepalive_s: float = Field(
+        30.0, gt=0, description="gRPC keepalive ping interval while calls are in flight"
+    )
+    model_reconnect_backoff_max_s: float = Field(
+        2.0,
+        gt=0,
+        description="longest gRPC wait between reconnection attempts to a model server that is "
+        "down: bounds how soon a returning server is noticed",
+    )
+
+    @model_validator(mode="after")
+    def _one_version_selector(self) -> ModelServiceSettings:
+        if self.model_version is not None and self.model_version_label is not None:
+            raise ValueError("set model_version or model_version_label, not both")
+        if self.model_version_label is not None and self.model_backend == "inprocess":
+            raise ValueError(
+                "model_version_label needs the grpc or rest backend: labels live in "
+                "TF Serving's models.config"
+            )
+        return self

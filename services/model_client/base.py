@@ -55,5 +55,13 @@ class ModelClient(ABC):
     ) -> SignatureInfo:
         """The backend's own description of a signature (TF Serving: GetModelMetadata)."""
 
+    async def served_version(self, model: str) -> int:
+        """The version a call that names none reaches (pinned version, label, else newest).
+
+        Read this at start-up and pass it to every call, so that the graph and the files a
+        service reads beside it (model card, vocabulary) come from the same version.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot tell which version it serves")
+
     async def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections or loaded graphs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.model_client.base import ModelClient
+from services.model_client.remote import RemoteOptions
 from services.model_client.repository import ModelRepository
 from services.settings import ModelServiceSettings
 
@@ -15,5 +16,30 @@ def create_model_client(settings: ModelServiceSettings) -> ModelClient:
             ModelRepository(settings.model_repository),
             timeout_s=settings.model_timeout_s,
             max_parallel=settings.max_concurrency,
+            default_version=settings.model_version,
+        )
+    options = RemoteOptions(
+        timeout_s=settings.model_timeout_s,
+        retries=settings.model_retries,
+        backoff_s=settings.model_retry_backoff_s,
+        default_version=settings.model_version,
+        version_label=settings.model_version_label,
+    )
+    if settings.model_backend == "grpc":
+        from services.model_client.grpc import GrpcClient
+
+        return GrpcClient(
+            f"{settings.model_server_host}:{settings.model_server_grpc_port}",
+            options,
+            keepalive_s=settings.model_keepalive_s,
+            reconnect_backoff_max_s=settings.model_reconnect_backoff_max_s,
+        )
+    if settings.model_backend == "rest":
+        from services.model_client.rest import RestClient
+
+        return RestClient(
+            f"http://{settings.model_server_host}:{settings.model_server_rest_port}",
+            options,
+            max_connections=max(8, settings.max_concurrency * 2),
         )
     raise ValueError(f"unknown model backend {settings.model_backend!r}")

@@ -37,15 +37,21 @@ class InProcessClient(ModelClient):
     backend = "inprocess"
 
     def __init__(
-        self, repository: ModelRepository, *, timeout_s: float = 60.0, max_parallel: int = 4
+        self,
+        repository: ModelRepository,
+        *,
+        timeout_s: float = 60.0,
+        max_parallel: int = 4,
+        default_version: int | None = None,
     ) -> None:
         self.repository, self.timeout_s = repository, timeout_s
+        self.default_version = default_version  # used when a call names no version
         self._loaded: dict[tuple[str, int], Any] = {}
         self._load_lock = threading.Lock()
         self._slots = asyncio.Semaphore(max_parallel)
 
     def _load(self, model: str, version: int | None) -> Any:
-        key = (model, self.repository.resolve(model, version))
+        key = (model, self.repository.resolve(model, version or self.default_version))
         with self._load_lock:
             if key not in self._loaded:
                 self._loaded[key] = _tf().saved_model.load(str(self.repository.path(*key)))
@@ -59,6 +65,9 @@ class InProcessClient(ModelClient):
             raise ModelNotFound(
                 f"model {model!r} has no signature {signature!r} (has {sorted(loaded.signatures)})"
             ) from None
+
+    async def served_version(self, model: str) -> int:
+        return self.repository.resolve(model, self.default_version)
 
     async def load(self, model: str, version: int | None = None) -> None:
         """Load ahead of the first request (warm-up)."""

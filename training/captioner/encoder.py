@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
 IMAGE_SIZE = 224
 POOLED_DIM = 1280
@@ -44,8 +44,13 @@ class Stage:
 
 # EfficientNet-B0 stages; Lite0 keeps them as they are (width and depth multipliers 1.0).
 STAGES = (
-    Stage(1, 3, 1, 1, 16), Stage(2, 3, 2, 6, 24), Stage(2, 5, 2, 6, 40), Stage(3, 3, 2, 6, 80),
-    Stage(3, 5, 1, 6, 112), Stage(4, 5, 2, 6, 192), Stage(1, 3, 1, 6, 320),
+    Stage(1, 3, 1, 1, 16),
+    Stage(2, 3, 2, 6, 24),
+    Stage(2, 5, 2, 6, 40),
+    Stage(3, 3, 2, 6, 80),
+    Stage(3, 5, 1, 6, 112),
+    Stage(4, 5, 2, 6, 192),
+    Stage(1, 3, 1, 6, 320),
 )
 
 
@@ -60,7 +65,9 @@ def _relu6(name: str) -> keras.layers.ReLU:
 def build_encoder() -> keras.Model:
     """Normalised [B, 224, 224, 3] images -> {"pooled": [B, 1280], "logits": [B, 1000]}."""
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="conv_stem")(inputs)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="conv_stem")(
+        inputs
+    )
     x = _relu6("stem_relu")(_bn("bn0")(x))
     channels, index = 32, 0
     for stage in STAGES:
@@ -69,11 +76,17 @@ def build_encoder() -> keras.Model:
             p = f"blocks_{index}_"
             y = x
             if stage.expand != 1:
-                y = keras.layers.Conv2D(channels * stage.expand, 1, use_bias=False,
-                                        name=p + "expand_conv")(y)
+                y = keras.layers.Conv2D(
+                    channels * stage.expand, 1, use_bias=False, name=p + "expand_conv"
+                )(y)
                 y = _relu6(p + "expand_relu")(_bn(p + "bn0")(y))
-            y = keras.layers.DepthwiseConv2D(stage.kernel, strides=stride, padding="same",
-                                             use_bias=False, name=p + "depthwise_conv")(y)
+            y = keras.layers.DepthwiseConv2D(
+                stage.kernel,
+                strides=stride,
+                padding="same",
+                use_bias=False,
+                name=p + "depthwise_conv",
+            )(y)
             y = _relu6(p + "depthwise_relu")(_bn(p + "bn1")(y))
             y = keras.layers.Conv2D(stage.out, 1, use_bias=False, name=p + "project_conv")(y)
             y = _bn(p + "bn2")(y)
@@ -109,8 +122,9 @@ def load_torch_weights(model: keras.Model, state: dict[str, np.ndarray]) -> int:
             layer.set_weights([state[prefix + ".weight"].transpose(2, 3, 1, 0)])
             used += 1
         elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([state[prefix + k] for k in
-                               (".weight", ".bias", ".running_mean", ".running_var")])
+            layer.set_weights(
+                [state[prefix + k] for k in (".weight", ".bias", ".running_mean", ".running_var")]
+            )
             used += 4
         elif isinstance(layer, keras.layers.Dense):
             layer.set_weights([state[prefix + ".weight"].T, state[prefix + ".bias"]])
@@ -135,15 +149,19 @@ def preprocess(image: tf.Tensor) -> tf.Tensor:
     side = tf.maximum(side, 1)
     top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
     crop = image[top : top + side, left : left + side]
-    resized = tf.image.resize(tf.cast(crop, tf.float32), [IMAGE_SIZE, IMAGE_SIZE],
-                              method="bilinear", antialias=True)
+    resized = tf.image.resize(
+        tf.cast(crop, tf.float32), [IMAGE_SIZE, IMAGE_SIZE], method="bilinear", antialias=True
+    )
     return (resized - 127.0) / 128.0
 
 
 def images_from_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
     """string [B] -> float32 [B, 224, 224, 3] ready for the encoder."""
-    return tf.map_fn(lambda b: preprocess(decode_image(b)), image_bytes,
-                     fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32))
+    return tf.map_fn(
+        lambda b: preprocess(decode_image(b)),
+        image_bytes,
+        fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32),
+    )
 
 
 def imagenet_class_names() -> list[str]:
@@ -172,8 +190,12 @@ def convert(out: Path, state_path: Path | None = None) -> dict[str, Any]:
     tensors = load_torch_weights(model, load_legacy_state_dict(state_path))
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(out)
-    return {"source": str(state_path), "tensors": tensors, "parameters": int(model.count_params()),
-            "weights": str(out)}
+    return {
+        "source": str(state_path),
+        "tensors": tensors,
+        "parameters": int(model.count_params()),
+        "weights": str(out),
+    }
 
 
 def load_encoder(weights: Path) -> keras.Model:

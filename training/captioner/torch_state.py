@@ -20,17 +20,29 @@ import numpy as np
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
 }
 
 
 class _TensorRef:
     """A tensor before its storage bytes are read: storage key, offset, shape and strides."""
 
-    def __init__(self, storage: tuple[Any, ...], offset: int, size: tuple[int, ...],
-                 stride: tuple[int, ...], *_: Any) -> None:
+    def __init__(
+        self,
+        storage: tuple[Any, ...],
+        offset: int,
+        size: tuple[int, ...],
+        stride: tuple[int, ...],
+        *_: Any,
+    ) -> None:
         self.key, self.offset, self.size, self.stride = str(storage[2]), offset, size, stride
 
 
@@ -90,6 +102,7 @@ def load_legacy_state_dict(path: Path) -> dict[str, np.ndarray]:
         base = storages[ref.key]
         item = base.itemsize
         view = np.lib.stride_tricks.as_strided(
-            base[ref.offset:], shape=ref.size, strides=[s * item for s in ref.stride])
+            base[ref.offset :], shape=ref.size, strides=[s * item for s in ref.stride]
+        )
         out[name] = np.ascontiguousarray(view)
     return out

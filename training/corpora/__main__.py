@@ -18,16 +18,24 @@ def main(argv: list[str] | None = None) -> None:
         "manifest.json with sizes and SHA-256 checksums.",
     )
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", default=[],
+        "names",
+        nargs="*",
+        metavar="NAME",
+        default=[],
         help="corpora to build (default: all): kjv_en = King James Bible, "
         "segond_fr = Louis Segond 1910",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("data/corpora"),
+        "--out",
+        type=Path,
+        default=Path("data/corpora"),
         help="parent directory; each corpus is written to OUT/NAME/ (default: data/corpora)",
     )
     parser.add_argument(
-        "--held-out-every", type=int, default=10, metavar="N",
+        "--held-out-every",
+        type=int,
+        default=10,
+        metavar="N",
         help="hold out every Nth book in canonical order for validation (default: 10)",
     )
     args = parser.parse_args(argv)

@@ -64,7 +64,7 @@ class CorpusManifest:
 
 
 def every_nth(documents: Sequence[Document], n: int) -> set[str]:
-    """Titles of documents n, 2n, 3n... (1-based): a deterministic held-out set spread over the canon."""
+    """Titles of documents n, 2n, 3n... (1-based): a fixed held-out set spread over the canon."""
     return {doc.title for i, doc in enumerate(documents, start=1) if i % n == 0}
 
 

@@ -1,0 +1,89 @@
+"""bot-service settings, from BOT_* environment variables or .env. Secrets are SecretStr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+Platform = Literal["folder", "twitter", "mastodon"]
+
+
+class BotSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore")
+
+    port: int = Field(8004, ge=1, le=65535, description="port of /healthz, /readyz, /metrics")
+    platform: Platform = Field("folder", description="where mentions come from and replies go")
+    state_path: Path = Field(Path("var/bot/state.sqlite3"), description="SQLite state (WAL)")
+
+    # The gateway's public API.
+    gateway_url: str = Field("http://127.0.0.1:8000", description="base URL of the gateway")
+    gateway_timeout_s: float = Field(120.0, gt=0, description="deadline of one gateway call")
+    story_model: str | None = Field(None, description="text model; default: the gateway's")
+    story_max_new_tokens: int = Field(300, ge=1, le=2000)
+    story_temperature: float = Field(0.7, gt=0, le=2.0)
+    story_style: str | None = Field(None, description="card style passed to the gateway")
+
+    # Loop, retries, dead letters.
+    poll_interval_s: float = Field(60.0, gt=0, description="pause between polls")
+    max_per_poll: int = Field(10, ge=1, description="mentions handled per poll at most")
+    max_attempts: int = Field(5, ge=1, description="failures of one mention before dead letter")
+    backoff_base_s: float = Field(5.0, gt=0, description="first retry delay; doubles each time")
+    backoff_max_s: float = Field(3600.0, gt=0, description="longest retry delay")
+    outage_backoff_max_s: float = Field(300.0, gt=0, description="longest pause when down")
+    max_rate_limit_wait_s: float = Field(
+        900.0, ge=0, description="--once waits for a rate-limit reset at most this long"
+    )
+
+    # Politeness and safety.
+    user_cooldown_s: float = Field(300.0, ge=0, description="one reply per author per this")
+    help_reply: str = Field(
+        "Send me a photo and I will write you a story about it.",
+        description="answer to a mention without an image; empty = ignore such mentions",
+    )
+    error_reply: str = Field(
+        "Sorry, I could not read that image. Please try a JPEG or PNG photo.",
+        description="answer to a mention whose image is broken or not allowed",
+    )
+    blocked_reply: str = Field(
+        "Sorry, the story I wrote for this picture is not fit to share. Try another photo!",
+        description="answer when every story attempt tripped the word filter",
+    )
+    word_filter: list[str] = Field(
+        default_factory=list, description="JSON list of words never posted (case-insensitive)"
+    )
+    story_retries_on_filter: int = Field(2, ge=0, description="new seeds tried after a block")
+    max_media_bytes: int = Field(5_000_000, ge=1024, description="largest image downloaded")
+    media_timeout_s: float = Field(20.0, gt=0, description="whole-download deadline")
+    media_types: list[str] = Field(
+        default_factory=lambda: ["image/jpeg", "image/png", "image/webp", "image/gif"],
+        description="content types accepted",
+    )
+    media_hosts: list[str] | None = Field(
+        None, description="hosts media may come from; default: the platform's own"
+    )
+    reply_limit: int | None = Field(None, ge=20, description="default: 280 on X, 500 on Mastodon")
+    language: Literal["en", "fr"] = "en"
+
+    # folder platform.
+    inbox: Path = Field(Path("var/bot/inbox"), description="images to answer (folder platform)")
+    outbox: Path = Field(Path("var/bot/outbox"), description="replies (folder platform)")
+
+    # twitter platform (python-twitter, API v1.1 endpoints).
+    twitter_consumer_key: SecretStr | None = None
+    twitter_consumer_secret: SecretStr | None = None
+    twitter_access_token: SecretStr | None = None
+    twitter_access_token_secret: SecretStr | None = None
+    twitter_base_url: str = "https://api.twitter.com/1.1"
+    twitter_upload_url: str = "https://upload.twitter.com/1.1"
+
+    # mastodon platform (Mastodon.py).
+    mastodon_base_url: str = Field("https://mastodon.social", description="the instance")
+    mastodon_access_token: SecretStr | None = None
+    mastodon_visibility: Literal["public", "unlisted", "private", "direct"] = "unlisted"
+
+    platform_timeout_s: float = Field(30.0, gt=0, description="deadline of one platform call")

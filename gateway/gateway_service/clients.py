@@ -1,0 +1,162 @@
+"""Async HTTP clients to caption-service and textgen-service.
+
+One pooled httpx.AsyncClient per dependency (connections reused across requests),
+a connect timeout and a per-call read timeout, and bounded retries with
+exponential backoff and jitter for the failures a retry can cure: a refused or
+timed-out connection, and a 502/503/504 answer. A dependency that accepted the
+request and then hangs is not retried (that would double the wait): its timeout
+becomes a 503 at once. Every failure of a dependency reaches the caller as
+`Unavailable` (503 + Retry-After); a 4xx from a dependency is the caller's fault
+and is passed on with its status and detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.problems import Problem, Unavailable
+
+log = logging.getLogger("gateway.clients")
+RETRYABLE_STATUS = (502, 503, 504)
+
+
+@dataclass
+class CallTiming:
+    """Time spent waiting on a dependency, so the gateway can report its own overhead."""
+
+    ms: float = 0.0
+    attempts: int = 0
+
+
+def _detail(response: httpx.Response) -> tuple[str, dict[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or f"status {response.status_code}", {}
+    if not isinstance(body, dict):
+        return f"status {response.status_code}", {}
+    extra = {"errors": body["errors"]} if isinstance(body.get("errors"), list) else {}
+    return str(body.get("detail") or body.get("title") or response.reason_phrase), extra
+
+
+class ServiceClient:
+    """What both dependencies share: pooling, timeouts, retries, error mapping."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        retries: int,
+        backoff_s: float,
+        retry_after_s: int,
+        max_connections: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name, self.retries, self.backoff_s = name, retries, backoff_s
+        self.retry_after_s, self.timeout_s = retry_after_s, timeout_s
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def _down(self, why: str, retry_after: str | None = None) -> Unavailable:
+        seconds = self.retry_after_s
+        if retry_after and retry_after.isdigit():
+            seconds = max(1, min(int(retry_after), 600))
+        return Unavailable(f"The {self.name} is unavailable: {why}", retry_after_s=seconds)
+
+    async def _pause(self, attempt: int) -> None:
+        delay = self.backoff_s * 2**attempt
+        await asyncio.sleep(delay * (0.5 + random.random() / 2))  # jitter spreads the herd
+
+    async def request(
+        self, method: str, path: str, timing: CallTiming | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response or raise Problem / Unavailable."""
+        timing = timing if timing is not None else CallTiming()
+        last_why = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await self._pause(attempt - 1)
+            timing.attempts += 1
+            started = time.perf_counter()
+            try:
+                response = await self.http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last_why = f"cannot connect ({exc.__class__.__name__})"
+                continue
+            except httpx.TimeoutException as exc:
+                # Connected, then silence: a hung dependency. Retrying would only double the wait.
+                raise self._down(f"no answer within {self.timeout_s:g} s") from exc
+            except httpx.HTTPError as exc:
+                last_why = f"the connection failed ({exc.__class__.__name__})"
+                continue
+            finally:
+                timing.ms += (time.perf_counter() - started) * 1000
+            if response.status_code < 400:
+                return response
+            detail, extra = _detail(response)
+            if response.status_code in RETRYABLE_STATUS or response.status_code == 429:
+                last_why = detail
+                if attempt == self.retries or response.status_code == 429:
+                    raise self._down(detail, response.headers.get("retry-after"))
+                continue
+            if response.status_code >= 500:
+                raise self._down(f"it failed with status {response.status_code}: {detail}")
+            raise Problem(response.status_code, detail, **extra)
+        log.warning("%s unavailable: %s", self.name, last_why, extra={"dependency": self.name})
+        raise self._down(last_why)
+
+    async def ready(self) -> str | None:
+        """None when the dependency says it is ready, else why not."""
+        try:
+            response = await self.http.get("/readyz", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"unreachable ({exc.__class__.__name__})"
+        return None if response.status_code == 200 else f"not ready ({response.status_code})"
+
+
+class CaptionClient(ServiceClient):
+    async def caption(
+        self, image: bytes, filename: str, content_type: str, timing: CallTiming | None = None
+    ) -> dict[str, Any]:
+        response = await self.request(
+            "POST",
+            "/v1/captions",
+            timing,
+            files={"image": (filename, image, content_type)},
+        )
+        body: dict[str, Any] = response.json()
+        if not body.get("captions"):
+            raise self._down("it returned no caption")
+        return body
+
+
+class TextgenClient(ServiceClient):
+    async def generate(
+        self, payload: dict[str, Any], timing: CallTiming | None = None
+    ) -> dict[str, Any]:
+        response = await self.request("POST", "/v1/generations", timing, json=payload)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def models(self) -> dict[str, Any]:
+        body: dict[str, Any] = (await self.request("GET", "/v1/models")).json()
+        return body

@@ -1,0 +1,119 @@
+"""gateway application: create_app() for tests and servers, run() for the console script."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from gateway_service import __version__
+from gateway_service.api.routes import router
+from gateway_service.catalogue import ModelCatalogue
+from gateway_service.clients import CaptionClient, TextgenClient
+from gateway_service.settings import GatewaySettings
+from gateway_service.store import StoryStore
+from gateway_service.stories import Chain
+from services.app import create_service_app
+from services.logging import configure_logging
+from services.observability import Readiness
+
+STATIC = Path(__file__).parent / "static"
+
+
+def build_chain(
+    settings: GatewaySettings,
+    caption_transport: httpx.AsyncBaseTransport | None = None,
+    textgen_transport: httpx.AsyncBaseTransport | None = None,
+) -> Chain:
+    """The clients, model catalogue and story store; transports let `tell` run in-process."""
+    common = {
+        "connect_timeout_s": settings.connect_timeout_s,
+        "retries": settings.retries,
+        "backoff_s": settings.retry_backoff_s,
+        "retry_after_s": settings.retry_after_s,
+        "max_connections": settings.max_connections,
+    }
+    captions = CaptionClient(
+        "caption-service",
+        settings.caption_url,
+        timeout_s=settings.caption_timeout_s,
+        transport=caption_transport,
+        **common,  # type: ignore[arg-type]
+    )
+    textgen = TextgenClient(
+        "textgen-service",
+        settings.textgen_url,
+        timeout_s=settings.textgen_timeout_s,
+        transport=textgen_transport,
+        **common,  # type: ignore[arg-type]
+    )
+    return Chain(
+        settings=settings,
+        captions=captions,
+        textgen=textgen,
+        catalogue=ModelCatalogue(textgen, settings.models_cache_s),
+        store=StoryStore(settings.story_capacity, settings.story_ttl_s),
+    )
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    caption_transport: httpx.AsyncBaseTransport | None = None,
+    textgen_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.chain = build_chain(settings, caption_transport, textgen_transport)
+        try:
+            yield
+        finally:
+            chain, app.state.chain = app.state.chain, None
+            await chain.close()
+
+    async def readiness() -> Readiness:
+        chain: Chain | None = getattr(app.state, "chain", None)
+        if chain is None:
+            return Readiness(False, {"gateway": "starting"})
+        caption, textgen = await asyncio.gather(chain.captions.ready(), chain.textgen.ready())
+        checks = {"caption-service": caption or "ready", "textgen-service": textgen or "ready"}
+        return Readiness(caption is None and textgen is None, checks)
+
+    app = create_service_app(
+        service="gateway",
+        title="Talkative gateway",
+        version=__version__,
+        description="Photo in, story out: captions the photo (caption-service), frames the "
+        "caption as a seed for the chosen text model, continues it (textgen-service) and "
+        "renders a card to share. Errors are application/problem+json; a dependency that is "
+        "down or slow gives 503 with Retry-After.",
+        settings=settings,
+        readiness=readiness,
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app
+
+
+def run() -> None:
+    settings = GatewaySettings()
+    configure_logging(settings.log_level, settings.log_format, "gateway")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    run()

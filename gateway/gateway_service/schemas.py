@@ -1,0 +1,62 @@
+"""The gateway's JSON bodies (see DESIGN.md: POST /v1/stories and the pass-through routes)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_SEED = 2**63 - 1
+MODEL_NAME = r"^[a-z0-9_.-]+$"
+
+
+class StoryOptions(BaseModel):
+    """The form fields beside the image in POST /v1/stories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        None, min_length=1, max_length=100, pattern=MODEL_NAME, description="text model"
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="length of the story in tokens (characters for char models)"
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 = greedy; higher = wilder")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same story")
+    style: Literal["auto", "verse", "screenplay", "tale", "plain"] = Field(
+        "auto", description="how the caption is framed; auto follows the model's corpus"
+    )
+
+
+class GenerationRequest(BaseModel):
+    """Checked here first so a bad body never leaves the gateway; textgen checks again."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field(..., min_length=1, max_length=2000)
+    model: str = Field("char_lstm_en", min_length=1, max_length=100, pattern=MODEL_NAME)
+    max_new_tokens: int = Field(200, ge=1)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_k: int = Field(0, ge=0, le=10_000)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+
+class SeedInfo(BaseModel):
+    text: str = Field(description="what the text model was given to continue")
+    style: str
+    language: str
+    translated: bool = Field(description="the caption was rendered in the model's language")
+
+
+class StoryResponse(BaseModel):
+    id: str
+    caption: str
+    seed: int = Field(description="the random seed: send it again for the same story")
+    prompt: SeedInfo = Field(description="the seed text built from the caption")
+    story: str
+    model: str
+    timings: dict[str, float] = Field(description="milliseconds per step")
+    card_url: str
+    alt_text: str = Field(description="a description of the card for screen readers")
+    finish_reason: Literal["length", "stop", "sentence"]

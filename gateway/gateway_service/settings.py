@@ -1,0 +1,51 @@
+"""gateway settings, from GATEWAY_* environment variables or .env."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+_URL = r"^https?://[^\s/]+(/[^\s]*)?$"
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    port: int = Field(8000, ge=1, le=65535)
+    # Photos from phones run to several MB; the caption-service must accept as much.
+    max_request_bytes: int = Field(10_000_000, ge=1024)
+    max_image_pixels: int = Field(
+        40_000_000, ge=10_000, description="larger images are refused before decoding (bombs)"
+    )
+
+    caption_url: str = Field("http://127.0.0.1:8001", pattern=_URL, description="caption-service")
+    textgen_url: str = Field("http://127.0.0.1:8002", pattern=_URL, description="textgen-service")
+    public_url: str | None = Field(
+        None,
+        pattern=_URL,
+        description="base of the card_url returned; default: a path relative to the gateway",
+    )
+
+    connect_timeout_s: float = Field(2.0, gt=0, description="TCP connect to a dependency")
+    caption_timeout_s: float = Field(30.0, gt=0, description="one caption-service answer")
+    textgen_timeout_s: float = Field(60.0, gt=0, description="one textgen-service answer")
+    retries: int = Field(
+        2, ge=0, le=5, description="extra attempts when a dependency refuses connections or 503s"
+    )
+    retry_backoff_s: float = Field(
+        0.2, gt=0, le=10, description="first wait between attempts; doubles (with jitter) after"
+    )
+    retry_after_s: int = Field(5, ge=1, le=600, description="Retry-After sent with our 503s")
+    max_connections: int = Field(32, ge=1, description="pooled connections per dependency")
+
+    models_cache_s: float = Field(
+        30.0, ge=0, description="how long the list of text models and their alphabets is reused"
+    )
+    default_max_new_tokens: int = Field(300, ge=1, le=4096)
+    max_new_tokens_limit: int = Field(1000, ge=1, le=4096)
+
+    story_capacity: int = Field(256, ge=1, description="stories kept for their card; oldest out")
+    story_ttl_s: float = Field(3600.0, gt=0, description="a story and its card expire after this")
+    card_photo_max_side: int = Field(1080, ge=64, le=4096)

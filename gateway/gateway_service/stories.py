@@ -1,0 +1,163 @@
+"""The story use case: validate the photo, caption it, build the seed, generate, keep it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from PIL import Image, ImageStat
+
+from gateway_service import card
+from gateway_service.catalogue import ModelCatalogue
+from gateway_service.clients import CallTiming, CaptionClient, TextgenClient
+from gateway_service.schemas import SeedInfo, StoryOptions, StoryResponse
+from gateway_service.seeds import make_seed
+from gateway_service.settings import GatewaySettings
+from gateway_service.store import StoredStory, StoryStore
+from services.images import read_image
+from services.problems import Problem
+
+_SENTENCE_END = re.compile(r"[.!?](?=[\s\"')]|$)")
+NIGHT_LUMINANCE = 60  # mean luma (0-255) below which a scene heading says NIGHT
+
+
+@dataclass
+class Chain:
+    """Everything a story needs, built once per app (or once per `talkative tell`)."""
+
+    settings: GatewaySettings
+    captions: CaptionClient
+    textgen: TextgenClient
+    catalogue: ModelCatalogue
+    store: StoryStore
+
+    async def close(self) -> None:
+        await self.captions.close()
+        await self.textgen.close()
+
+
+def trim_story(seed: str, text: str) -> tuple[str, bool]:
+    """seed + text, cut after the last whole sentence of the generated part, if it has one."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if ends and ends[-1] < len(text.rstrip()):
+        return (seed + text[: ends[-1]]).strip(), True
+    return (seed + text).strip(), False
+
+
+def is_night(photo: Image.Image) -> bool:
+    small = photo.convert("L").resize((32, 32))
+    return float(ImageStat.Stat(small).mean[0]) < NIGHT_LUMINANCE
+
+
+def card_url(settings: GatewaySettings, story_id: str) -> str:
+    path = f"/v1/stories/{story_id}/card.png"
+    return settings.public_url.rstrip("/") + path if settings.public_url else path
+
+
+async def tell(
+    chain: Chain, data: bytes, filename: str, content_type: str, options: StoryOptions
+) -> StoryResponse:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round((now - since) * 1000, 2)
+        return now
+
+    # 1. The photo is checked here, so a bad upload never reaches the captioner.
+    photo = await asyncio.to_thread(read_image, data, max_pixels=chain.settings.max_image_pixels)
+    mark = lap("validate_ms", started)
+
+    # 2. The model and the knobs, before any model runs.
+    info = await chain.catalogue.info(options.model)
+    profile = await chain.catalogue.profile(options.model)
+    cap = int(info.get("max_new_tokens") or chain.settings.max_new_tokens_limit)
+    limit = min(chain.settings.max_new_tokens_limit, cap)
+    length = options.max_new_tokens or min(chain.settings.default_max_new_tokens, limit)
+    if length > limit:
+        raise Problem(
+            422,
+            f"max_new_tokens: at most {limit} for {profile.name} (got {length})",
+            errors=[{"field": "max_new_tokens", "message": f"at most {limit}"}],
+        )
+    mark = lap("model_ms", mark)
+
+    # 3. Caption.
+    caption_time = CallTiming()
+    answer = await chain.captions.caption(data, filename, content_type, caption_time)
+    caption = str(answer["captions"][0]["text"])
+    timings["caption_ms"] = round(caption_time.ms, 2)
+    mark = time.perf_counter()
+
+    # 4. Seed.
+    seed = make_seed(caption, profile, options.style, night=is_night(photo))
+    mark = lap("seed_ms", mark)
+
+    # 5. Generate.
+    # 53 bits: a seed the web page (JavaScript numbers) can show and send back exactly.
+    random_seed = options.seed if options.seed is not None else secrets.randbits(53)
+    generate_time = CallTiming()
+    generated = await chain.textgen.generate(
+        {
+            "prompt": seed.text,
+            "model": profile.name,
+            "max_new_tokens": length,
+            "temperature": options.temperature,
+            "seed": random_seed,
+        },
+        generate_time,
+    )
+    timings["generate_ms"] = round(generate_time.ms, 2)
+    mark = time.perf_counter()
+    read = str(generated.get("normalisation", {}).get("prompt", seed.text))
+    story, trimmed = trim_story(read, str(generated["text"]))
+
+    # 6. Keep it for the card.
+    story_id = chain.store.new_id()
+    stored = StoredStory(
+        id=story_id,
+        photo_jpeg=await asyncio.to_thread(
+            card.photo_for_card, photo, chain.settings.card_photo_max_side
+        ),
+        caption=caption,
+        seed=read,
+        story=story,
+        model=profile.name,
+        language=seed.language,
+        created=time.monotonic(),
+        alt_text=card.alt_text(caption, story),
+    )
+    chain.store.put(stored)
+    lap("store_ms", mark)
+    total = (time.perf_counter() - started) * 1000
+    timings["total_ms"] = round(total, 2)
+    timings["gateway_ms"] = round(total - caption_time.ms - generate_time.ms, 2)
+    return StoryResponse(
+        id=story_id,
+        caption=caption,
+        seed=random_seed,
+        prompt=SeedInfo(
+            text=read, style=seed.style, language=seed.language, translated=seed.translated
+        ),
+        story=story,
+        model=profile.name,
+        timings=timings,
+        card_url=card_url(chain.settings, story_id),
+        alt_text=stored.alt_text,
+        finish_reason="sentence" if trimmed else generated.get("finish_reason", "length"),
+    )
+
+
+def render(stored: StoredStory) -> bytes:
+    """The card of a stored story (rendered once, then reused)."""
+    if stored.card_png is None:
+        import io
+
+        with Image.open(io.BytesIO(stored.photo_jpeg)) as photo:
+            png, _ = card.render_card(photo, stored.caption, stored.story, stored.model)
+        stored.card_png = png
+    return stored.card_png

@@ -1,0 +1,218 @@
+"""`talkative serve`: the whole stack on this machine, one process per service.
+
+caption-service, textgen-service and the gateway start as child processes (each
+loads its models in-process), the command waits until all three answer /readyz,
+prints the URL, and on Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL
+for one that does not finish within --stop-timeout seconds). If one of them dies,
+the others are stopped too and the command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from services import DEFAULT_MODEL_REPOSITORY
+
+
+@dataclass
+class Child:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run caption-service, textgen-service and the gateway on this machine",
+        description="Start the three services as processes with their models loaded in-process, "
+        "wait until they are ready, print the web page's URL, and stop them all on Ctrl-C. "
+        "See docs/gateway.md.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="gateway interface (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="gateway port (default: %(default)s)")
+    p.add_argument(
+        "--caption-port", type=int, default=8001, help="caption-service port (default: %(default)s)"
+    )
+    p.add_argument(
+        "--textgen-port", type=int, default=8002, help="textgen-service port (default: %(default)s)"
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODEL_REPOSITORY,
+        metavar="DIR",
+        help="model repository laid out as NAME/VERSION/ (default: serving/models)",
+    )
+    p.add_argument(
+        "--text-models",
+        default=None,
+        metavar="M1,M2",
+        help="comma-separated text models to serve (default: every text model in DIR)",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="give up if the stack is not ready after S seconds (default: %(default)s)",
+    )
+    p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds each service gets to stop before it is killed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines of the services, for people or machines (default: %(default)s)",
+    )
+    p.set_defaults(func=run)
+
+
+class Stop(Exception):
+    """A signal asked the stack to stop."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def _spawn(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A new session: Ctrl-C reaches only this command, which then stops each child in order.
+    # -P: run from the repository root, its gateway/ folder would shadow the gateway package.
+    return subprocess.Popen(
+        [sys.executable, "-P", "-c", f"from {module} import run; run()"],
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_ready(children: list[Child], deadline: float) -> None:
+    pending = list(children)
+    while pending:
+        for child in list(pending):
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
+            if _ready(child.url):
+                print(f"  {child.name} ready at {child.url}", file=sys.stderr, flush=True)
+                pending.remove(child)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(c.name for c in pending)
+            raise RuntimeError(f"not ready in time: {names}")
+        time.sleep(0.5)
+
+
+def _stop(children: list[Child], timeout_s: float) -> None:
+    for child in reversed(children):  # the gateway first: it stops taking requests
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for child in reversed(children):
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"  {child.name} did not stop; killing it", file=sys.stderr)
+            child.process.kill()
+            child.process.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    models_dir = str(args.models_dir.resolve())
+    caption_url = f"http://127.0.0.1:{args.caption_port}"
+    textgen_url = f"http://127.0.0.1:{args.textgen_port}"
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    gateway_url = f"http://{shown_host}:{args.port}"
+    specs = [
+        (
+            "caption-service",
+            "caption_service.main",
+            caption_url,
+            {
+                "CAPTION_HOST": "127.0.0.1",
+                "CAPTION_PORT": str(args.caption_port),
+                "CAPTION_MODEL_REPOSITORY": models_dir,
+                "CAPTION_LOG_FORMAT": args.log_format,
+            },
+        ),
+        (
+            "textgen-service",
+            "textgen_service.main",
+            textgen_url,
+            {
+                "TEXTGEN_HOST": "127.0.0.1",
+                "TEXTGEN_PORT": str(args.textgen_port),
+                "TEXTGEN_MODEL_REPOSITORY": models_dir,
+                "TEXTGEN_LOG_FORMAT": args.log_format,
+            }
+            | (
+                {"TEXTGEN_MODELS": '["' + '","'.join(args.text_models.split(",")) + '"]'}
+                if args.text_models
+                else {}
+            ),
+        ),
+        (
+            "gateway",
+            "gateway_service.main",
+            gateway_url,
+            {
+                "GATEWAY_HOST": args.host,
+                "GATEWAY_PORT": str(args.port),
+                "GATEWAY_CAPTION_URL": caption_url,
+                "GATEWAY_TEXTGEN_URL": textgen_url,
+                "GATEWAY_LOG_FORMAT": args.log_format,
+            },
+        ),
+    ]
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    children: list[Child] = []
+    code = 0
+    try:
+        print("Starting the Talkative stack (models load first; this can take a minute)…")
+        for name, module, url, extra in specs:
+            children.append(Child(name, url, _spawn(name, module, env | extra)))
+        _wait_ready(children, time.monotonic() + args.ready_timeout)
+        print(f"\nTalkative is ready: open {gateway_url}/ in a browser (Ctrl-C stops it).")
+        sys.stdout.flush()
+        while True:
+            for child in children:
+                if child.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{child.name} exited with status {child.process.returncode}"
+                    )
+            time.sleep(0.5)
+    except Stop as why:
+        print(f"\n{why}: stopping the stack…", file=sys.stderr)
+    except RuntimeError as exc:
+        print(f"error: {exc}; stopping the stack", file=sys.stderr)
+        code = 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
+        _stop(children, args.stop_timeout)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped.", file=sys.stderr)
+    return code

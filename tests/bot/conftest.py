@@ -1,0 +1,169 @@
+"""Fixtures for the bot tests: real HTTP fakes on 127.0.0.1, real photos, bot subprocesses."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+# The editable install maps packages found when it ran; until it is re-run after bot_service
+# appeared, find the package (and the repo's own) by path. Subprocesses get the same path.
+PYTHONPATH = os.pathsep.join([str(ROOT / "bot-service"), str(ROOT)])
+if str(ROOT / "bot-service") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bot-service"))
+
+from bot_service.settings import BotSettings  # noqa: E402
+from tests.bot.fakes.gateway import FakeGateway  # noqa: E402
+from tests.bot.fakes.mastodon import TOKEN, FakeMastodon  # noqa: E402
+from tests.bot.fakes.twitter import FakeTwitter  # noqa: E402
+from tests.support.servers import serve  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def photo() -> bytes:
+    """A real photograph (matplotlib's sample of Grace Hopper), shrunk to keep tests quick."""
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    with Image.open(path) as src:
+        img = src.convert("RGB")
+    img.thumbnail((160, 160))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def corrupt_photo(photo: bytes) -> bytes:
+    return photo[: len(photo) // 3]  # a truncated JPEG: the header is fine, the pixels are not
+
+
+@pytest.fixture()
+def gateway() -> Iterator[FakeGateway]:
+    fake = FakeGateway()
+    with serve(fake.app) as url:
+        fake.url = url  # type: ignore[attr-defined]
+        yield fake
+
+
+@pytest.fixture()
+def mastodon() -> Iterator[FakeMastodon]:
+    fake = FakeMastodon()
+    with serve(fake.app) as url:
+        fake.base_url = url
+        yield fake
+
+
+@pytest.fixture()
+def twitter() -> Iterator[FakeTwitter]:
+    fake = FakeTwitter()
+    with serve(fake.app) as url:
+        fake.base_url = url
+        yield fake
+
+
+def bot_env(tmp_path: Path, gateway: FakeGateway, **overrides: Any) -> dict[str, str]:
+    env = {
+        "BOT_STATE_PATH": str(tmp_path / "state.sqlite3"),
+        "BOT_GATEWAY_URL": gateway.url,  # type: ignore[attr-defined]
+        "BOT_GATEWAY_TIMEOUT_S": "30",
+        "BOT_USER_COOLDOWN_S": "0",
+        "BOT_BACKOFF_BASE_S": "0.05",
+        "BOT_POLL_INTERVAL_S": "0.2",
+        "BOT_STORY_MAX_NEW_TOKENS": "200",
+        "BOT_LOG_FORMAT": "text",
+        "BOT_INBOX": str(tmp_path / "inbox"),
+        "BOT_OUTBOX": str(tmp_path / "outbox"),
+    }
+    env.update({f"BOT_{k.upper()}": str(v) for k, v in overrides.items()})
+    return env
+
+
+def mastodon_env(tmp_path: Path, gateway: FakeGateway, mastodon: FakeMastodon, **kw: Any) -> dict:
+    return bot_env(
+        tmp_path,
+        gateway,
+        platform="mastodon",
+        mastodon_base_url=mastodon.base_url,
+        mastodon_access_token=TOKEN,
+        media_hosts='["127.0.0.1"]',
+        **kw,
+    )
+
+
+def twitter_env(tmp_path: Path, gateway: FakeGateway, twitter: FakeTwitter, **kw: Any) -> dict:
+    return bot_env(
+        tmp_path,
+        gateway,
+        platform="twitter",
+        twitter_base_url=f"{twitter.base_url}/1.1",
+        twitter_upload_url=f"{twitter.base_url}/1.1",
+        twitter_consumer_key="ck",
+        twitter_consumer_secret="cs",
+        twitter_access_token="at",
+        twitter_access_token_secret="ats",
+        media_hosts='["127.0.0.1"]',
+        **kw,
+    )
+
+
+def settings_from(env: dict[str, str]) -> BotSettings:
+    """The settings a subprocess with `env` would read, for in-process tests."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return BotSettings(_env_file=None)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _clean_environ() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PYTHONPATH, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_bot(
+    env: dict[str, str], cwd: Path, *args: str, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`bot-service run --once` (or other args) in a real subprocess, in `cwd` (no stray .env)."""
+    full = {**_clean_environ(), **env}
+    if crash_at:
+        full["BOT_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "bot_service.cli", "run", *(args or ("--once",))],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+def start_bot(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """`bot-service run` (the loop) in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot_service.cli", "run"],
+        env={**_clean_environ(), **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_bot(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate()
+    return proc.returncode, out

@@ -1,0 +1,200 @@
+"""The gateway over real HTTP: the story chain against the real services, and every bad input.
+
+Bad uploads and knobs go to a gateway whose caption-service is down: each one still gets
+its own 4xx (never the 503 a call downstream would give), which shows that bad input is
+refused at the edge and never reaches a model.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from gateway_service.main import create_app
+from tests.gateway.conftest import gateway_settings
+from tests.support.servers import serve
+
+
+def assert_problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    for word in words:
+        assert word.lower() in body["detail"].lower(), body["detail"]
+    return body
+
+
+def huge_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A PNG header claiming 10 gigapixels over a few hundred bytes: a decompression bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+@pytest.fixture(scope="module")
+def edge(down_url: str, textgen_url: str) -> Iterator[httpx.Client]:
+    """A gateway whose caption-service is down: only the edge's own checks can answer 4xx."""
+    with (
+        serve(create_app(gateway_settings(down_url, textgen_url))) as url,
+        httpx.Client(base_url=url, timeout=60) as c,
+    ):
+        yield c
+
+
+def story(
+    client: httpx.Client, image: bytes | None, name: str = "photo.jpg", **form: Any
+) -> httpx.Response:
+    files = {"image": (name, image, "image/jpeg")} if image is not None else None
+    data = {k: str(v) for k, v in form.items()}
+    return client.post("/v1/stories", files=files, data=data or None)
+
+
+# --- bad input, refused at the edge -------------------------------------------------------------
+
+
+def test_no_file(edge: httpx.Client) -> None:
+    body = assert_problem(story(edge, None, model="tiny_en"), 422, "image", "required")
+    assert body["errors"][0]["field"] == "image"
+
+
+def test_empty_file(edge: httpx.Client) -> None:
+    assert_problem(story(edge, b""), 422, "image", "empty")
+
+
+def test_text_file_named_jpg(edge: httpx.Client) -> None:
+    assert_problem(story(edge, b"Dear diary, today I took a photo.\n" * 20), 422, "image")
+
+
+def test_truncated_jpeg(edge: httpx.Client, jpeg: bytes) -> None:
+    assert_problem(story(edge, jpeg[: len(jpeg) // 2]), 422, "image")
+
+
+def test_huge_pixel_dimensions(edge: httpx.Client) -> None:
+    bomb = huge_png()
+    assert len(bomb) < 100_000
+    assert_problem(story(edge, bomb, "bomb.png"), 422, "image")
+
+
+def test_oversized_body(edge: httpx.Client) -> None:
+    assert_problem(story(edge, b"\xff\xd8" + b"\0" * 10_100_000), 413)
+
+
+def test_unknown_model(edge: httpx.Client, png: bytes) -> None:
+    body = assert_problem(story(edge, png, model="gpt9_xx"), 404, "gpt9_xx", "tiny_en")
+    assert body["errors"][0]["field"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("temperature", "5", ("temperature",)),
+        ("temperature", "-0.1", ("temperature",)),
+        ("temperature", "hot", ("temperature",)),
+        ("max_new_tokens", "0", ("max_new_tokens",)),
+        ("max_new_tokens", "100000", ("max_new_tokens", "at most 500")),
+        ("max_new_tokens", "1.5", ("max_new_tokens",)),
+        ("seed", "-1", ("seed",)),
+        ("seed", str(2**64), ("seed",)),
+        ("style", "haiku", ("style",)),
+        ("model", "../../etc/passwd", ("model",)),
+    ],
+)
+def test_out_of_range_knobs(
+    edge: httpx.Client, png: bytes, field: str, value: str, words: tuple[str, ...]
+) -> None:
+    assert_problem(story(edge, png, "photo.png", **{field: value}), 422, *words)
+
+
+def test_generation_passthrough_validates(edge: httpx.Client) -> None:
+    ok = {"prompt": "And the king", "model": "tiny_en", "max_new_tokens": 5, "seed": 1}
+    body = edge.post("/v1/generations", json=ok).json()
+    assert body["model"] == "tiny_en" and len(body["text"]) == 5
+    assert_problem(edge.post("/v1/generations", json=ok | {"prompt": ""}), 422, "prompt")
+    assert_problem(edge.post("/v1/generations", json=ok | {"top_p": 0}), 422, "top_p")
+    assert_problem(edge.post("/v1/generations", json=ok | {"temprature": 1}), 422, "unknown field")
+    assert_problem(edge.post("/v1/generations", json=ok | {"model": "nope"}), 404, "nope")
+    assert_problem(edge.post("/v1/generations", json=ok | {"max_new_tokens": 501}), 422, "500")
+    broken = edge.post(
+        "/v1/generations", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert_problem(broken, 422, "json")
+    # A prompt the model cannot read at all: textgen-service's own 422 comes through as is.
+    assert_problem(edge.post("/v1/generations", json=ok | {"prompt": "中文"}), 422, "tiny_en")
+
+
+def test_models_passthrough(edge: httpx.Client) -> None:
+    body = edge.get("/v1/models").json()
+    assert {m["name"] for m in body["models"]} == {"tiny_en", "tiny_fr"}
+    assert body["default"] == "tiny_en"
+
+
+def test_unknown_story_card(edge: httpx.Client) -> None:
+    assert_problem(edge.get("/v1/stories/AAAAAAAAAAAAAAAA/card.png"), 404, "expired")
+    assert_problem(edge.get("/v1/stories/..%2F..%2Fetc/card.png"), 404)
+
+
+def test_web_page_is_self_contained(edge: httpx.Client) -> None:
+    page = edge.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for asset in ("/static/app.js", "/static/style.css", "/static/fonts/DejaVuSerif.ttf"):
+        assert edge.get(asset).status_code == 200, asset
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+
+
+# --- the chain, against the real caption-service and textgen-service -----------------------------
+
+
+def test_story(client: httpx.Client, jpeg: bytes) -> None:
+    response = story(client, jpeg, model="tiny_en", max_new_tokens=120, seed=5, style="verse")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["caption"] and body["model"] == "tiny_en" and body["seed"] == 5
+    assert body["prompt"]["style"] == "verse" and body["prompt"]["text"].startswith("And it came")
+    assert body["story"].startswith(body["prompt"]["text"])
+    assert len(body["story"]) > len(body["prompt"]["text"])
+    assert body["caption"] in body["alt_text"] and len(body["alt_text"]) <= 1000
+    assert body["card_url"] == f"/v1/stories/{body['id']}/card.png"
+    for step in ("validate_ms", "caption_ms", "generate_ms", "total_ms", "gateway_ms"):
+        assert body["timings"][step] >= 0
+    assert body["timings"]["total_ms"] >= body["timings"]["caption_ms"]
+
+    card = client.get(body["card_url"])
+    assert card.status_code == 200 and card.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(card.content)) as img:
+        assert img.format == "PNG" and img.size == (1080, 1350)
+
+    again = story(client, jpeg, model="tiny_en", max_new_tokens=120, seed=5, style="verse").json()
+    assert again["story"] == body["story"] and again["id"] != body["id"]
+
+
+def test_story_in_french_with_defaults(client: httpx.Client, png: bytes) -> None:
+    body = story(client, png, "photo.png", model="tiny_fr").json()
+    assert body["model"] == "tiny_fr" and body["prompt"]["language"] == "fr"
+    assert 0 <= body["seed"] < 2**53  # a random seed JavaScript can hold exactly
+
+
+def test_caption_passthrough(client: httpx.Client, jpeg: bytes) -> None:
+    body = client.post("/v1/captions", files={"image": ("p.jpg", jpeg, "image/jpeg")}).json()
+    assert body["captions"][0]["text"] and "log_prob" in body["captions"][0]
+    bad = client.post("/v1/captions", files={"image": ("p.jpg", b"not a photo", "image/jpeg")})
+    assert_problem(bad, 422, "image")
+
+
+def test_ready_when_both_services_are(client: httpx.Client) -> None:
+    body = client.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"caption-service": "ready", "textgen-service": "ready"}

@@ -1,0 +1,147 @@
+"""`talkative tell` and `talkative serve` as a user runs them: real processes, real models."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.gateway.conftest import ROOT, caption_service_missing
+from tests.support.servers import free_port
+
+# -P: the repository's own gateway/ folder must not shadow the gateway package (see conftest).
+ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("gateway", "caption-service", ".")),
+    TF_CPP_MIN_LOG_LEVEL="2",
+    TF_NUM_INTRAOP_THREADS="1",
+    TF_NUM_INTEROP_THREADS="1",
+)
+
+
+def talkative(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "talkative.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
+        cwd=ROOT,
+    )
+
+
+def needs_caption_service() -> None:
+    missing = caption_service_missing()
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("tell", ("--model", "--style", "--max-new-tokens", "--temperature", "--seed", "--card",
+                  "--models-dir")),
+        ("serve", ("--host", "--port", "--caption-port", "--textgen-port", "--models-dir",
+                   "--text-models", "--ready-timeout", "--stop-timeout", "--log-format")),
+    ],
+)  # fmt: skip
+def test_help_documents_every_option(command: str, options: tuple[str, ...]) -> None:
+    out = talkative(command, "--help")
+    assert out.returncode == 0
+    for option in options:
+        assert option in out.stdout
+
+
+def test_tell_refuses_what_is_not_a_photo(tmp_path: Path, gateway_repository: Path) -> None:
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("not a photo")
+    out = talkative("tell", str(fake), "--models-dir", str(gateway_repository))
+    assert out.returncode == 2 and "not a JPEG, PNG, WebP or GIF" in out.stderr
+    missing = talkative("tell", str(tmp_path / "nope.jpg"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    knob = talkative("tell", str(fake), "--temperature", "9")
+    assert knob.returncode == 2 and "--temperature" in knob.stderr
+
+
+def test_tell(tmp_path: Path, gateway_repository: Path, jpeg: bytes) -> None:
+    needs_caption_service()
+    photo = tmp_path / "chelsea.jpg"
+    photo.write_bytes(jpeg)
+    card = tmp_path / "card.png"
+    args = ("tell", str(photo), "--models-dir", str(gateway_repository), "--model", "tiny_en",
+            "--seed", "9", "--max-new-tokens", "60", "--style", "tale",
+            "--card", str(card))  # fmt: skip
+    out = talkative(*args)
+    assert out.returncode == 0, out.stderr
+    first, blank, story = out.stdout.split("\n", 2)
+    assert first.startswith("Caption: ") and len(first) > len("Caption: ") and blank == ""
+    assert story.startswith("Once upon a time there was")
+    assert "seed 9" in out.stderr
+    with Image.open(io.BytesIO(card.read_bytes())) as img:
+        assert img.size == (1080, 1350)
+    assert talkative(*args).stdout == out.stdout  # same seed, same story
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
+    gateway_repository: Path, png: bytes
+) -> None:
+    needs_caption_service()
+    ports = [free_port() for _ in range(3)]
+    process = subprocess.Popen(
+        [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",
+         str(gateway_repository), "--port", str(ports[0]), "--caption-port", str(ports[1]),
+         "--textgen-port", str(ports[2])],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "Talkative is ready" in line:
+                break
+        else:
+            pytest.fail(f"talkative serve exited with {process.wait()} before being ready")
+        url = f"http://127.0.0.1:{ports[0]}"
+        assert url in line
+        with httpx.Client(base_url=url, timeout=120) as client:
+            assert client.get("/readyz").json()["status"] == "ready"
+            response = client.post(
+                "/v1/stories",
+                files={"image": ("p.png", png, "image/png")},
+                data={"model": "tiny_fr", "max_new_tokens": "40"},
+            )
+            assert response.status_code == 200, response.text
+            assert client.get(response.json()["card_url"]).status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait() == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not any(_listening(p) for p in ports)
+
+
+def test_serve_stops_everything_when_a_service_cannot_start(tmp_path: Path) -> None:
+    empty = tmp_path / "models"
+    empty.mkdir()
+    ports = [free_port() for _ in range(3)]
+    out = subprocess.run(
+        [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir", str(empty),
+         "--port", str(ports[0]), "--caption-port", str(ports[1]),
+         "--textgen-port", str(ports[2]), "--stop-timeout", "30"],
+        capture_output=True, text=True, env=ENV, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "exited with status" in out.stderr and "stopping the stack" in out.stderr
+    assert not any(_listening(p) for p in ports)

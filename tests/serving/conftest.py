@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.model_client import ModelClient, ModelRepository
+from services.model_client.grpc import GrpcClient
+from services.model_client.inprocess import InProcessClient
+from services.model_client.remote import RemoteOptions
+from services.model_client.rest import RestClient
+from tests.serving.model_server import TestModelServer
+
+
+@pytest.fixture(scope="module")
+def model_server(tiny_repository: Path) -> Iterator[TestModelServer]:
+    with TestModelServer(tiny_repository) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def two_version_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_en as versions 1 and 2 (same graph), as during a canary."""
+    root = tmp_path_factory.mktemp("two_versions")
+    for version in ("1", "2"):
+        shutil.copytree(tiny_repository / "tiny_en" / "1", root / "tiny_en" / version)
+    return root
+
+
+def make_client(
+    backend: str, server: TestModelServer, repository: Path, **options: object
+) -> ModelClient:
+    opts = RemoteOptions(**options)  # type: ignore[arg-type]
+    if backend == "inprocess":
+        return InProcessClient(ModelRepository(repository), timeout_s=opts.timeout_s)
+    if backend == "grpc":
+        return GrpcClient(server.grpc_target, opts, reconnect_backoff_max_s=0.5)
+    return RestClient(server.rest_url, opts)

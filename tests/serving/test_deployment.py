@@ -1,0 +1,254 @@
+"""The deployment files: docker compose (validated by Debian's docker-compose), Dockerfiles,
+TF Serving's batching and monitoring configs (parsed as the protos TF Serving reads)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,
+)
+
+from training.serving_warmup import DEFAULT_BATCH_SIZES
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {
+    "textgen-service": 8002,
+    "caption-service": 8001,
+    "gateway": 8000,
+    "bot-service": 8004,
+}
+
+
+class Reset:
+    """Compose's `!reset` tag: the override replaces (here: empties) the merged value."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+ComposeLoader.add_constructor(
+    "!reset",
+    lambda loader, node: Reset(
+        loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else None
+    ),
+)
+
+
+def merge(base: Any, override: Any) -> Any:
+    """docker compose's merge, as far as the override files use it."""
+    if isinstance(override, Reset):
+        return override.value
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge(base.get(key), value) if key in base else strip(value)
+        return out
+    return strip(override)  # scalars and sequences such as command: replaced
+
+
+def strip(value: Any) -> Any:
+    if isinstance(value, Reset):
+        return value.value
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in value.items()}
+    return value
+
+
+def compose_config(*files: Path, tmp_path: Path) -> dict[str, Any]:
+    """`docker-compose config` on the files merged: its schema check and interpolation."""
+    if shutil.which("docker-compose") is None:
+        pytest.fail(
+            "docker-compose is missing: apt-get install -y docker-compose (make system-deps)"
+        )
+    merged: Any = {}
+    for f in files:
+        merged = merge(merged, yaml.load(f.read_text(), Loader=ComposeLoader))
+    single = tmp_path / "docker-compose.merged.yml"
+    single.write_text(yaml.safe_dump(merged, sort_keys=False))
+    result = subprocess.run(
+        # .env.example as the .env: the documented defaults must make a valid stack
+        [
+            "docker-compose",
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(ROOT / ".env.example"),
+            "-f",
+            str(single),
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin"},  # no stray variables from this shell
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_file_validates_with_gpu_for_tfserving(tmp_path):
+    config = compose_config(ROOT / "docker-compose.yml", tmp_path=tmp_path)
+    services = config["services"]
+    assert set(services) == {"tfserving", *SERVICES}
+    tfs = services["tfserving"]
+    assert re.fullmatch(r"tensorflow/serving:\d+\.\d+\.\d+-gpu", tfs["image"])
+    devices = tfs["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    flags = " ".join(tfs["command"])
+    for flag in (
+        "--model_config_file=/config/models.config",
+        "--model_config_file_poll_wait_seconds=",
+        "--allow_version_labels_for_unavailable_models=true",
+        "--enable_batching=true",
+        "--batching_parameters_file=/config/batching_parameters.txt",
+        "--monitoring_config_file=/config/monitoring.config",
+        "--enable_model_warmup=true",
+    ):
+        assert flag in flags, flag
+    mounts = dict(volume(v) for v in tfs["volumes"])
+    assert mounts == {"/models": True, "/config": True}  # target -> read-only
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] == "service_healthy", name
+    for name in SERVICES:
+        assert services[name]["build"]["dockerfile"] == f"{name}/Dockerfile"
+    assert set(services["textgen-service"]["depends_on"]) == {"tfserving"}
+    assert set(services["gateway"]["depends_on"]) == {"caption-service", "textgen-service"}
+    env = services["textgen-service"]["environment"]
+    assert (
+        env["TEXTGEN_MODEL_BACKEND"] == "grpc" and env["TEXTGEN_MODEL_SERVER_HOST"] == "tfserving"
+    )
+    # only the gateway (and TF Serving's metrics, on loopback) reach the host
+    published = {n: s["ports"] for n, s in services.items() if s.get("ports")}
+    assert set(published) == {"gateway", "tfserving"}
+    assert all(host_ip(p) == "127.0.0.1" for ports in published.values() for p in ports)
+
+
+def volume(entry: Any) -> tuple[str, bool]:
+    """(target, read_only) of a volume in the short or the long syntax."""
+    if isinstance(entry, str):
+        parts = entry.split(":")
+        return parts[1], parts[2:] == ["ro"]
+    return entry["target"], bool(entry.get("read_only"))
+
+
+def host_ip(entry: Any) -> str:
+    if isinstance(entry, str):
+        return entry.rsplit(":", 2)[0] if entry.count(":") == 2 else "0.0.0.0"
+    return str(entry.get("host_ip", "0.0.0.0"))
+
+
+def test_cpu_override_drops_the_gpu_and_keeps_the_rest(tmp_path):
+    gpu = compose_config(ROOT / "docker-compose.yml", tmp_path=tmp_path)
+    cpu = compose_config(
+        ROOT / "docker-compose.yml", ROOT / "docker-compose.cpu.yml", tmp_path=tmp_path
+    )
+    tfs = cpu["services"]["tfserving"]
+    assert not tfs["image"].endswith("-gpu")
+    assert not tfs["deploy"]["resources"].get("reservations", {}).get("devices")
+    assert not any("gpu_memory" in flag for flag in tfs["command"])
+    assert tfs["healthcheck"] == gpu["services"]["tfserving"]["healthcheck"]
+    for name in SERVICES:
+        assert cpu["services"][name] == gpu["services"][name]
+
+
+def test_env_example_sets_every_variable_the_compose_files_use():
+    used = set()
+    for f in ("docker-compose.yml", "docker-compose.cpu.yml"):
+        used |= set(re.findall(r"\$\{(\w+)", (ROOT / f).read_text()))
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*(\w+)=", example, re.MULTILINE))
+    assert used <= documented, sorted(used - documented)
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfiles_are_multistage_nonroot_with_healthcheck(service):
+    text = (ROOT / service / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.MULTILINE)
+    assert stages == ["build", "runtime"]
+    runtime = text.split("AS runtime", 1)[1]
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    user = re.search(r"^USER (\S+)", runtime, re.MULTILINE)
+    assert user and user.group(1).split(":")[0] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD ", runtime, re.MULTILINE)
+    assert f"EXPOSE {SERVICES[service]}" in runtime
+    assert "python:3.11-slim" in text
+
+
+def _proto_class(full_name: str, fields: list[tuple[str, int, int, str | None, bool]]) -> Any:
+    """A message class built from the field list of TF Serving's .proto (the pip package of
+    tensorflow-serving-api lacks these two), so text_format rejects any misspelt field."""
+    package, _, name = full_name.rpartition(".")
+    fd = descriptor_pb2.FileDescriptorProto(
+        name=f"talkative_test/{name}.proto",
+        package=package,
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    message = fd.message_type.add(name=name)
+    for field_name, number, kind, type_name, repeated in fields:
+        message.field.add(
+            name=field_name,
+            number=number,
+            type=kind,
+            type_name=type_name,
+            label=3 if repeated else 1,
+        )
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(fd)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+
+
+FDP = descriptor_pb2.FieldDescriptorProto
+INT64 = (FDP.TYPE_MESSAGE, ".google.protobuf.Int64Value")
+
+
+def test_batching_parameters_parse_and_match_the_warmup():
+    cls = _proto_class(
+        "tensorflow.serving.BatchingParameters",
+        [
+            ("max_batch_size", 1, *INT64, False),
+            ("batch_timeout_micros", 2, *INT64, False),
+            ("max_enqueued_batches", 3, *INT64, False),
+            ("num_batch_threads", 4, *INT64, False),
+            ("thread_pool_name", 5, FDP.TYPE_MESSAGE, ".google.protobuf.StringValue", False),
+            ("allowed_batch_sizes", 6, FDP.TYPE_INT64, None, True),
+            ("pad_variable_length_inputs", 7, FDP.TYPE_BOOL, None, False),
+        ],
+    )
+    params = text_format.Parse((ROOT / "serving" / "batching_parameters.txt").read_text(), cls())
+    allowed = list(params.allowed_batch_sizes)
+    assert allowed == sorted(set(allowed)) and allowed[-1] == params.max_batch_size.value
+    assert tuple(allowed) == DEFAULT_BATCH_SIZES  # every padded batch shape gets warmed up
+    assert params.pad_variable_length_inputs  # prompt_ids is [B, T] with T per request
+    assert params.num_batch_threads.value >= 1
+    assert 0 < params.batch_timeout_micros.value <= 10_000
+
+
+def test_monitoring_config_enables_prometheus():
+    prometheus = _proto_class(
+        "tensorflow.serving.PrometheusConfig",
+        [("enable", 1, FDP.TYPE_BOOL, None, False), ("path", 2, FDP.TYPE_STRING, None, False)],
+    )
+    text = (ROOT / "serving" / "monitoring.config").read_text()
+    body = re.search(r"prometheus_config\s*\{(.*?)\}", text, re.DOTALL)
+    assert body, "no prometheus_config block"
+    config = text_format.Parse(body.group(1), prometheus())
+    assert config.enable and config.path.startswith("/")

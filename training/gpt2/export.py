@@ -1,0 +1,603 @@
+"""Export a GPT-2 as a SavedModel meeting the `generate` contract (DESIGN.md).
+
+The whole decoding loop is in the graph, in core TensorFlow ops:
+1. the right-padded prompt is read in one causal pass, which fills each layer's
+   key/value cache for slots [0, T) (slots past a row's length are masked out);
+2. each new token then costs one position: its query attends to the cached keys
+   and values, and its own key and value are written in place at slot T + n, so
+   every row writes the same slot while its position id is its own length + n.
+Sampling is per row (temperature, top-k, top-p and seed are [B] tensors) with the
+char-LSTM's counter-based Gumbel noise, so a row's text depends only on its own
+inputs, alone or batched. A row stops at the end token (`lengths` excludes it);
+the loop ends when every row has stopped or reached its max_new_tokens.
+
+`use_cache=False` builds the same generator recomputing the whole prefix for each
+token, for the benchmark's comparison; the served export always uses the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf
+
+from training.char_lstm.export import _mix32, filter_logits, gumbel_noise, row_keys
+from training.gpt2.model import GPT2Config
+
+GENERATE_SIGNATURE = "generate"
+WARMUP_FILE = "tf_serving_warmup_requests"
+# A block's weights in the order the generator indexes them (p[0] .. p[11]).
+BLOCK_WEIGHTS = (
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+)
+
+
+def _layer_norm(x: tf.Tensor, gamma: tf.Variable, beta: tf.Variable, eps: float) -> tf.Tensor:
+    mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(var + eps) * gamma + beta
+
+
+def _gelu(x: tf.Tensor) -> tf.Tensor:
+    # GPT-2's tanh approximation ("gelu_new"), spelt out in core ops.
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+@dataclass
+class _Weights:
+    """The weights as float32 tensors for one call (stored float16 to halve the files)."""
+
+    wte: tf.Tensor
+    wpe: tf.Tensor
+    layers: list[list[tf.Tensor]]
+    ln_f: list[tf.Tensor]
+
+
+class GPT2Generator(tf.Module):
+    """Core-ops-only generator built from HF-named GPT-2 weights (see model.to_weights)."""
+
+    def __init__(
+        self,
+        weights: dict[str, np.ndarray],
+        config: GPT2Config,
+        end_id: int,
+        *,
+        use_cache: bool = True,
+        max_new_tokens_cap: int | None = None,
+        weights_dtype: str = "float32",
+    ) -> None:
+        super().__init__(name="gpt2")
+        self.weights_dtype = weights_dtype
+        self.config, self.end_id, self.use_cache = config, int(end_id), use_cache
+        self.cap = max_new_tokens_cap or config.n_positions - 1
+        self.heads, self.head_dim = config.n_head, config.n_embd // config.n_head
+
+        def var(key: str) -> tf.Variable:
+            return tf.Variable(weights[key].astype(weights_dtype), trainable=False, name=key)
+
+        self.wte, self.wpe = var("wte.weight"), var("wpe.weight")
+        self.layers = [[var(f"h.{i}.{n}") for n in BLOCK_WEIGHTS] for i in range(config.n_layer)]
+        self.ln_f = [var("ln_f.weight"), var("ln_f.bias")]
+        vmix = _mix32(tf.constant(np.arange(config.vocab_size, dtype=np.int64) * 2 + 1))
+        self.vocab_mix = tf.Variable(vmix, trainable=False, name="vocab_mix")
+
+    # -- the network --------------------------------------------------------------------
+
+    def _materialise(self) -> _Weights:
+        def f32(v: tf.Variable) -> tf.Tensor:
+            return tf.cast(v, tf.float32) if v.dtype != tf.float32 else tf.identity(v)
+
+        return _Weights(
+            wte=f32(self.wte),
+            wpe=f32(self.wpe),
+            layers=[[f32(v) for v in layer] for layer in self.layers],
+            ln_f=[f32(v) for v in self.ln_f],
+        )
+
+    def _split(self, x: tf.Tensor) -> tf.Tensor:
+        """[B, S, D] -> [B, H, S, Dh]."""
+        shape = tf.shape(x)
+        x = tf.reshape(x, [shape[0], shape[1], self.heads, self.head_dim])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def _mlp(self, x: tf.Tensor, p: list[tf.Variable]) -> tf.Tensor:
+        h = _layer_norm(x, p[6], p[7], self.config.layer_norm_epsilon)
+        h = _gelu(tf.matmul(h, p[8]) + p[9])
+        return x + tf.matmul(h, p[10]) + p[11]
+
+    def _full(
+        self, w: _Weights, ids: tf.Tensor, positions: tf.Tensor, allowed: tf.Tensor
+    ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+        """Whole-sequence pass: ids, positions [B, S]; allowed [B, S, S] (query, key).
+
+        Returns the final hidden states [B, S, D] and each layer's keys and values
+        [B, H, S, Dh].
+        """
+        eps = self.config.layer_norm_epsilon
+        batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
+        x = tf.gather(w.wte, ids) + tf.gather(w.wpe, positions)
+        bias = tf.where(allowed, 0.0, -1e9)[:, None]  # [B, 1, S, S]
+        keys, values = [], []
+        for p in w.layers:
+            h = _layer_norm(x, p[0], p[1], eps)
+            q, k, v = tf.split(tf.matmul(h, p[2]) + p[3], 3, axis=-1)
+            q, k, v = self._split(q), self._split(k), self._split(v)
+            scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.head_dim) + bias
+            att = tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+            att = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [batch, length, -1])
+            x = self._mlp(x + tf.matmul(att, p[4]) + p[5], p)
+            keys.append(k)
+            values.append(v)
+        return _layer_norm(x, w.ln_f[0], w.ln_f[1], eps), keys, values
+
+    def _cached_step(
+        self,
+        w: _Weights,
+        token: tf.Tensor,
+        position: tf.Tensor,
+        slot: tf.Tensor,
+        visible: tf.Tensor,
+        keys: list[tf.Tensor],
+        values: list[tf.Tensor],
+    ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+        """One token per row: token, position [B]; writes slot `slot` of every cache.
+
+        visible [B, S]: the cache slots each row may attend to (its own slot included).
+        """
+        eps = self.config.layer_norm_epsilon
+        batch = tf.shape(token)[0]
+        x = tf.gather(w.wte, token) + tf.gather(w.wpe, position)  # [B, D]
+        bias = tf.where(visible, 0.0, -1e9)[:, None, None, :]  # [B, 1, 1, S]
+        # Scatter indices (b, h, slot) for the new key/value of every row and head.
+        grid = tf.stack(
+            tf.meshgrid(tf.range(batch), tf.range(self.heads), indexing="ij"), axis=-1
+        )  # [B, H, 2]
+        index = tf.concat([grid, tf.fill([batch, self.heads, 1], slot)], axis=-1)
+        new_keys, new_values = [], []
+        for p, k_cache, v_cache in zip(w.layers, keys, values, strict=True):
+            h = _layer_norm(x, p[0], p[1], eps)
+            q, k, v = tf.split(tf.matmul(h, p[2]) + p[3], 3, axis=-1)
+            shape = [batch, self.heads, self.head_dim]
+            k_cache = tf.tensor_scatter_nd_update(k_cache, index, tf.reshape(k, shape))
+            v_cache = tf.tensor_scatter_nd_update(v_cache, index, tf.reshape(v, shape))
+            q = tf.reshape(q, [batch, self.heads, 1, self.head_dim])
+            scores = tf.matmul(q, k_cache, transpose_b=True) / math.sqrt(self.head_dim) + bias
+            att = tf.matmul(tf.nn.softmax(scores, axis=-1), v_cache)  # [B, H, 1, Dh]
+            att = tf.reshape(att, [batch, -1])
+            x = self._mlp(x + tf.matmul(att, p[4]) + p[5], p)
+            new_keys.append(k_cache)
+            new_values.append(v_cache)
+        return _layer_norm(x, w.ln_f[0], w.ln_f[1], eps), new_keys, new_values
+
+    def _logits(self, w: _Weights, hidden: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(hidden, w.wte, transpose_b=True)
+
+    # -- sampling -----------------------------------------------------------------------
+
+    def _sample(
+        self,
+        logits: tf.Tensor,
+        n: tf.Tensor,
+        keys: tf.Tensor,
+        temperature: tf.Tensor,
+        top_k: tf.Tensor,
+        top_p: tf.Tensor,
+    ) -> tf.Tensor:
+        greedy = temperature <= 0.0
+        # The sort behind top-k / top-p, and the noise, only when some row needs them.
+        filtered = tf.cond(
+            tf.reduce_any((top_k > 0) | (top_p < 1.0)),
+            lambda: filter_logits(logits, temperature, top_k, top_p),
+            lambda: logits / tf.maximum(temperature, 1e-6)[:, None],
+        )
+        best = tf.argmax(filtered, axis=1, output_type=tf.int32)
+        return tf.cond(
+            tf.reduce_all(greedy),
+            lambda: best,
+            lambda: tf.where(
+                greedy,
+                best,
+                tf.argmax(
+                    filtered + gumbel_noise(keys, n, self.vocab_mix), axis=1, output_type=tf.int32
+                ),
+            ),
+        )
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
+            tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
+            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+            tf.TensorSpec([None], tf.float32, name="temperature"),
+            tf.TensorSpec([None], tf.int32, name="top_k"),
+            tf.TensorSpec([None], tf.float32, name="top_p"),
+            tf.TensorSpec([None], tf.int64, name="seed"),
+        ]
+    )
+    def generate(
+        self,
+        prompt_ids: tf.Tensor,
+        prompt_lengths: tf.Tensor,
+        max_new_tokens: tf.Tensor,
+        temperature: tf.Tensor,
+        top_k: tf.Tensor,
+        top_p: tf.Tensor,
+        seed: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        n_pos = self.config.n_positions
+        batch = tf.shape(prompt_ids)[0]
+        # A prompt longer than the context is cut to its first n_positions - 1 tokens
+        # (the service keeps the last ones before it gets here).
+        width = tf.clip_by_value(tf.shape(prompt_ids)[1], 1, n_pos - 1)
+        ids = tf.clip_by_value(prompt_ids[:, :width], 0, self.config.vocab_size - 1)
+        ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]])
+        lengths = tf.clip_by_value(prompt_lengths, 1, width)
+        # Token n is read at position length + n: the context bounds each row's budget.
+        wanted = tf.clip_by_value(max_new_tokens, 0, tf.minimum(self.cap, n_pos - lengths + 1))
+        steps = tf.reduce_max(tf.concat([wanted, [0]], axis=0))
+        slots = width + tf.maximum(steps - 1, 0)
+
+        positions = tf.tile(tf.range(width)[None], [batch, 1])
+        causal = tf.linalg.band_part(tf.ones([width, width], tf.bool), -1, 0)
+        causal = tf.tile(causal[None], [batch, 1, 1])
+        w = self._materialise()
+        hidden, keys, values = self._full(w, ids, positions, causal)
+        top = tf.gather(hidden, lengths - 1, batch_dims=1)  # [B, D]
+        pad = [[0, 0], [0, 0], [0, slots - width], [0, 0]]
+        keys = [tf.pad(k, pad) for k in keys]
+        values = [tf.pad(v, pad) for v in values]
+        slot_ids = tf.range(slots)
+        prompt_visible = slot_ids[None, :] < lengths[:, None]  # [B, S]
+        all_ids = tf.pad(ids, [[0, 0], [0, slots - width]])  # the no-cache path's buffer
+
+        row_key = row_keys(seed)
+        end = tf.constant(self.end_id, tf.int32)
+
+        def live_rows(n: tf.Tensor, done: tf.Tensor) -> tf.Tensor:
+            return tf.logical_not(done) & (n < wanted)
+
+        def body(
+            n: tf.Tensor,
+            top: tf.Tensor,
+            keys: list[tf.Tensor],
+            values: list[tf.Tensor],
+            all_ids: tf.Tensor,
+            done: tf.Tensor,
+            out_lengths: tf.Tensor,
+            out: tf.TensorArray,
+        ) -> tuple:
+            live = live_rows(n, done)
+            token = self._sample(self._logits(w, top), n, row_key, temperature, top_k, top_p)
+            stopped = live & tf.equal(token, end)
+            out_lengths = tf.where(stopped, n, out_lengths)
+            done = done | stopped | ~live
+            token = tf.where(live & ~stopped, token, 0)
+            out = out.write(n, token)
+            more = tf.reduce_any(live_rows(n + 1, done))
+
+            def feed() -> tuple:
+                slot = width + n
+                visible = prompt_visible | (
+                    (slot_ids[None, :] >= width) & (slot_ids[None, :] <= slot)
+                )
+                if self.use_cache:
+                    top2, k2, v2 = self._cached_step(
+                        w, token, tf.minimum(lengths + n, n_pos - 1), slot, visible, keys, values
+                    )
+                    return top2, k2, v2, all_ids
+                # Without a cache: write the token, then recompute the whole prefix.
+                update = tf.stack([tf.range(batch), tf.fill([batch], slot)], axis=1)
+                ids2 = tf.tensor_scatter_nd_update(all_ids, update, token)
+                prefix = slot + 1
+                pos = tf.where(
+                    slot_ids[None, :prefix] < width,
+                    slot_ids[None, :prefix],
+                    lengths[:, None] + slot_ids[None, :prefix] - width,
+                )
+                vis = visible[:, :prefix]
+                allowed = vis[:, None, :] & (
+                    slot_ids[None, :prefix, None] >= slot_ids[None, None, :prefix]
+                )
+                hidden, _, _ = self._full(w, ids2[:, :prefix], tf.minimum(pos, n_pos - 1), allowed)
+                return hidden[:, -1], keys, values, ids2
+
+            top, keys, values, all_ids = tf.cond(more, feed, lambda: (top, keys, values, all_ids))
+            return n + 1, top, keys, values, all_ids, done, out_lengths, out
+
+        out = tf.TensorArray(tf.int32, size=steps, element_shape=tf.TensorShape([None]))
+        n, _, _, _, _, _, out_lengths, out = tf.while_loop(
+            lambda n, top, k, v, a, done, ol, o: (n < steps) & tf.reduce_any(live_rows(n, done)),
+            body,
+            (0, top, keys, values, all_ids, tf.zeros([batch], tf.bool), wanted, out),
+            maximum_iterations=self.cap,
+        )
+        stacked = tf.cond(
+            n > 0,
+            lambda: tf.transpose(out.gather(tf.range(n))),
+            lambda: tf.zeros([batch, 0], tf.int32),
+        )
+        return {"token_ids": tf.reshape(stacked, [batch, n]), "lengths": out_lengths}
+
+
+def weights_from_export(export_dir: Path) -> tuple[dict[str, np.ndarray], GPT2Config, int]:
+    """(HF-named weights, config, end id) back from an exported model version."""
+    card = json.loads((export_dir / "assets.extra" / "model_card.json").read_text())
+    loaded = tf.saved_model.load(str(export_dir))
+    weights = {"wte.weight": loaded.wte.numpy(), "wpe.weight": loaded.wpe.numpy()}
+    for i, layer in enumerate(loaded.layers):
+        for name, var in zip(BLOCK_WEIGHTS, layer, strict=True):
+            weights[f"h.{i}.{name}"] = var.numpy()
+    weights["ln_f.weight"], weights["ln_f.bias"] = (v.numpy() for v in loaded.ln_f)
+    weights = {k: v.astype(np.float32) for k, v in weights.items()}
+    return weights, GPT2Config(**card["architecture"]), int(card["tokenizer"]["end_id"])
+
+
+def save_generator(generator: GPT2Generator, out_dir: Path) -> None:
+    fn = generator.generate.get_concrete_function()
+    tf.saved_model.save(
+        generator, str(out_dir), signatures={GENERATE_SIGNATURE: fn, "serving_default": fn}
+    )
+
+
+def write_warmup_requests(out_dir: Path, name: str, prompt_ids: list[int]) -> None:
+    """assets.extra/tf_serving_warmup_requests: TF Serving replays these before serving,
+    so the first user does not pay for graph tracing (batch 1 and batch 2)."""
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError:  # pragma: no cover - tensorflow-serving-api is a dev dependency
+        return
+    path = out_dir / "assets.extra" / WARMUP_FILE
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for batch in (1, 2):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=name, signature_name=GENERATE_SIGNATURE)
+            )
+            inputs = {
+                "prompt_ids": np.asarray([prompt_ids] * batch, np.int32),
+                "prompt_lengths": np.full([batch], len(prompt_ids), np.int32),
+                "max_new_tokens": np.full([batch], 4, np.int32),
+                "temperature": np.full([batch], 0.7, np.float32),
+                "top_k": np.full([batch], 40, np.int32),
+                "top_p": np.full([batch], 0.9, np.float32),
+                "seed": np.arange(batch, dtype=np.int64),
+            }
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+
+
+def export_weights(
+    weights: dict[str, np.ndarray],
+    config: GPT2Config,
+    tokenizer_json: Path,
+    out_dir: Path,
+    card: dict[str, Any],
+    weights_dtype: str = "float32",
+) -> dict[str, Any]:
+    """Write the SavedModel, tokenizer.json, warm-up requests and the model card.
+
+    weights_dtype "float16" stores the weights at half size (computation stays float32).
+    """
+    from training.gpt2.tokenizer import END_OF_TEXT, encode, end_id, load
+
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SystemExit(f"{out_dir} is not empty: model versions are immutable, use a new one")
+    tokenizer = load(tokenizer_json)
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise SystemExit(
+            f"the tokenizer has {tokenizer.get_vocab_size()} tokens but the model only "
+            f"{config.vocab_size} embedding rows"
+        )
+    end = end_id(tokenizer)
+    generator = GPT2Generator(weights, config, end, weights_dtype=weights_dtype)
+    save_generator(generator, out_dir)
+    extra = out_dir / "assets.extra"
+    extra.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_json, extra / "tokenizer.json")
+    full = {
+        **card,
+        "kind": "gpt2",
+        "signature": GENERATE_SIGNATURE,
+        "tokenizer": {
+            "type": "byte_level_bpe",
+            "file": "tokenizer.json",
+            "size": tokenizer.get_vocab_size(),
+            "end_token": END_OF_TEXT,
+            "end_id": end,
+            **card.get("tokenizer", {}),
+        },
+        "architecture": config.to_dict(),
+        "context": config.n_positions,
+        "parameters": int(sum(w.size for w in weights.values())),
+        "weights_dtype": weights_dtype,
+        "max_new_tokens_cap": generator.cap,
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    card_path = extra / "model_card.json"
+    card_path.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    full["warmup_requests"] = write_warmup(
+        out_dir, card["name"], encode(tokenizer, "The ") or [end]
+    )
+    card_path.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return full
+
+
+def write_warmup(out_dir: Path, name: str, prompt_ids: list[int]) -> str:
+    """The warm-up records: the project's writer (every signature and allowed batch size,
+    replayed to prove they load) when present, else a minimal batch 1 and 2 set."""
+    try:
+        from training import serving_warmup
+    except ImportError:
+        write_warmup_requests(out_dir, name, prompt_ids)
+        return WARMUP_FILE
+    serving_warmup.write_warmup(out_dir, force=True)
+    return WARMUP_FILE
+
+
+def baseline_nats_per_char(path: Path) -> float:
+    """A char-LSTM's held-out nats/char from its model card or its run's result.json."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if "held_out_loss" in data:
+        return float(data["held_out_loss"]["nats_per_char"])
+    return float(data["best_valid_nats_per_char"])
+
+
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    language: str,
+    checkpoint: str = "best",
+    baseline: Path | None = None,
+    weights_dtype: str = "float32",
+) -> dict[str, Any]:
+    """Export a finished `training.gpt2.train` run."""
+    from training.gpt2.model import build_model, to_weights
+
+    config = json.loads((run_dir / "config.json").read_text())
+    mcfg = GPT2Config(**config["model"])
+    model = build_model(mcfg)
+    model.load_weights(run_dir / "checkpoints" / f"{checkpoint}.weights.h5")
+    result = json.loads((run_dir / "result.json").read_text())
+    corpus_dir = Path(config["corpus"])
+    manifest = json.loads((corpus_dir / "manifest.json").read_text())
+    files = manifest.get("files", {})
+    bits = result["best_valid_bits_per_char"]
+    held_out: dict[str, Any] = {
+        "text": f"{manifest['name']}/valid.txt, whole",
+        "nats_per_token": round(result["best_valid_nats_per_token"], 4),
+        "perplexity": round(result["best_valid_perplexity"], 2),
+        "nats_per_char": round(result["best_valid_nats_per_char"], 4),
+        "bits_per_char": round(bits, 4),
+        "tokens": result["valid_tokens"],
+        "chars": result["valid_chars"],
+        "eval_stride": result["eval_stride"],
+    }
+    if baseline is not None:
+        base = baseline_nats_per_char(baseline)
+        held_out["char_lstm_baseline"] = {
+            "source": str(baseline),
+            "nats_per_char": round(base, 4),
+            "bits_per_char": round(base / math.log(2), 4),
+            "gpt2_better": bool(result["best_valid_nats_per_char"] < base),
+        }
+    vocab = "original GPT-2" if config["tokenizer"] == "gpt2" else "trained on the corpus"
+    card = {
+        "name": name,
+        "language": language,
+        "description": f"GPT-2 ({mcfg.n_layer} layers x {mcfg.n_embd}, {mcfg.n_head} heads, "
+        f"context {mcfg.n_positions}) trained from scratch on {manifest['source']}; byte-level "
+        f"BPE of {mcfg.vocab_size} tokens {vocab}.",
+        "tokenizer": {"source": vocab},
+        "training_corpus": {
+            "name": manifest["name"],
+            "source": manifest["source"],
+            "licence": manifest["licence"],
+            "split_rule": manifest.get("split_rule"),
+            "train_chars": files.get("train.txt", {}).get("chars"),
+            "valid_chars": files.get("valid.txt", {}).get("chars"),
+            "train_sha256": files.get("train.txt", {}).get("sha256"),
+            "train_tokens": result["train_tokens"],
+            "valid_documents": manifest.get("documents", {}).get("valid"),
+        },
+        "training": {
+            k: config[k]
+            for k in (
+                "preset",
+                "steps",
+                "batch_size",
+                "lr",
+                "warmup_steps",
+                "weight_decay",
+                "clipnorm",
+                "seed",
+            )
+        }
+        | {
+            "optimizer": "AdamW, linear warm-up, cosine decay",
+            "tokens_seen": result["tokens_seen"],
+            "checkpoint": checkpoint,
+        },
+        "held_out_loss": held_out,
+        "licence": "model weights: Apache-2.0; training text: " + manifest["licence"],
+    }
+    return export_weights(
+        to_weights(model), mcfg, run_dir / "tokenizer.json", out_dir, card, weights_dtype
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m training.gpt2.export",
+        description="Export a GPT-2 training run as a TF Serving model version: SavedModel with "
+        "the `generate` signature (KV cache in the graph), assets.extra/tokenizer.json, "
+        "tf_serving_warmup_requests and model_card.json.",
+    )
+    p.add_argument("--run-dir", type=Path, required=True, help="training run directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="model version directory to create, e.g. serving/models/gpt2_en/1",
+    )
+    p.add_argument("--name", required=True, help="model name as served, e.g. gpt2_en")
+    p.add_argument("--language", required=True, help="ISO 639-1 language of the corpus")
+    p.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=["best", "last"],
+        help="which checkpoint to export (default: best held-out loss)",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a char-LSTM model_card.json or result.json on the same corpus: its held-out "
+        "bits per character is recorded beside this model's in the card",
+    )
+    p.add_argument(
+        "--weights-dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="storage type of the weights; float16 halves the files, computation stays float32",
+    )
+    a = p.parse_args(argv)
+    card = export_run(
+        a.run_dir,
+        a.out,
+        name=a.name,
+        language=a.language,
+        checkpoint=a.checkpoint,
+        baseline=a.baseline,
+        weights_dtype=a.weights_dtype,
+    )
+    print(json.dumps(card, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

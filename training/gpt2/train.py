@@ -1,0 +1,446 @@
+"""Train a GPT-2 from a fresh configuration on a corpus built by `python -m training.corpora`.
+
+The tokenizer is a byte-level BPE learnt on the corpus's train.txt (or the original
+GPT-2 vocabulary with --tokenizer gpt2). Documents are separated by the end token so
+the model learns to stop. Each step reads `batch_size` windows of `context + 1`
+tokens at offsets drawn from (seed, step), so a resumed run reads exactly what an
+uninterrupted one would. AdamW with linear warm-up and cosine decay, global-norm
+gradient clipping, mixed precision (bfloat16) when a GPU is present.
+
+Held-out loss is measured on the whole of valid.txt with overlapping windows
+(each token scored once, with at least `context - stride` tokens of history) and
+reported per token and per character (nats and bits), the latter comparable with
+the char-LSTM's. The best checkpoint on held-out loss is kept as best.weights.h5;
+checkpoints hold the weights, optimizer moments and history, so a run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    corpus: Path
+    run_dir: Path
+    preset: str = "laptop"
+    tokenizer: str = "bpe"  # "bpe" (trained on the corpus) or "gpt2" (original vocabulary)
+    vocab_size: int = 4096
+    context: int = 0  # 0 = the preset's n_positions
+    dropout: float = 0.0
+    batch_size: int = 16
+    steps: int = 1000
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    clipnorm: float = 1.0
+    eval_every: int = 100
+    eval_stride: int = 0  # 0 = context // 2
+    eval_tokens: int = 0  # periodic evaluations read the first N held-out tokens; 0 = all
+    jit: bool = True  # XLA-compile the training step (about 1.6x faster on CPU)
+    seed: int = 1234
+    threads: int = 0
+    mixed_precision: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU
+    stop_after: int | None = None  # not part of the run's identity: resume continues past it
+
+
+IDENTITY_EXCLUDES = ("threads", "stop_after", "mixed_precision", "jit")
+
+
+def _configure_tf(threads: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def split_documents(text: str, documents: int | None) -> list[str]:
+    """The documents of a corpus file written by training.corpora (blank line between).
+
+    Each document is "title\\n\\nbody" and bodies hold no blank line, so a file of n
+    documents splits into 2n pieces; anything else is kept as one document rather
+    than guessed at.
+    """
+    text = text.strip("\n")
+    pieces = text.split("\n\n")
+    if documents and len(pieces) == 2 * documents:
+        return ["\n\n".join(pieces[i : i + 2]) for i in range(0, len(pieces), 2)]
+    if documents and len(pieces) == documents:
+        return pieces
+    return [text]
+
+
+def encode_documents(tokenizer: Any, docs: list[str], end: int) -> np.ndarray:
+    """Token ids of the documents, each followed by the end token (int32)."""
+    from training.gpt2.tokenizer import encode
+
+    ids: list[int] = []
+    for doc in docs:
+        ids += encode(tokenizer, doc)
+        ids.append(end)
+    return np.asarray(ids, np.int32)
+
+
+def batch_at(data: np.ndarray, step: int, batch: int, context: int, seed: int) -> np.ndarray:
+    """[batch, context + 1] windows at offsets that depend only on (seed, step)."""
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, len(data) - context - 1, size=batch)
+    return np.stack([data[s : s + context + 1] for s in starts])
+
+
+def eval_windows(
+    ids: np.ndarray, context: int, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, targets, mask) [W, context]: every target scored exactly once.
+
+    Windows start every `stride` tokens; a window scores only the targets the
+    previous one did not, so each has at least context - stride tokens of history.
+    """
+    n = len(ids) - 1  # targets ids[1:]
+    starts = list(range(0, max(1, n - context + stride), stride)) or [0]
+    xs = np.zeros((len(starts), context), np.int32)
+    ys = np.zeros_like(xs)
+    mask = np.zeros(xs.shape, np.float32)
+    scored = 0
+    for w, s in enumerate(starts):
+        length = min(context, n - s)
+        if length <= 0:
+            break
+        xs[w, :length] = ids[s : s + length]
+        ys[w, :length] = ids[s + 1 : s + 1 + length]
+        first = max(scored - s, 0)
+        mask[w, first:length] = 1.0
+        scored = s + length
+    return xs, ys, mask
+
+
+def evaluate(
+    model: Any, ids: np.ndarray, context: int, stride: int, batch: int = 16, jit: bool = False
+) -> float:
+    """Total nats of the held-out targets ids[1:] (divide by tokens or characters)."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True, jit_compile=jit)
+    def nats(x: tf.Tensor, y: tf.Tensor, m: tf.Tensor) -> tf.Tensor:
+        logits = model(x, training=False)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+        return tf.reduce_sum(loss * m)
+
+    xs, ys, mask = eval_windows(ids, context, stride)
+    total = 0.0
+    for start in range(0, len(xs), batch):
+        sl = slice(start, start + batch)
+        total += float(nats(tf.constant(xs[sl]), tf.constant(ys[sl]), tf.constant(mask[sl])))
+    return total
+
+
+def heldout_ids(tokenizer: Any, valid_text: str, end: int) -> np.ndarray:
+    """The held-out text exactly as the char-LSTM reads it, after one end token as context."""
+    from training.gpt2.tokenizer import encode
+
+    return np.asarray([end, *encode(tokenizer, valid_text)], np.int32)
+
+
+def make_tokenizer(cfg: TrainConfig, train_text: str) -> Any:
+    from training.gpt2.tokenizer import original_gpt2, train_bpe
+
+    if cfg.tokenizer == "gpt2":
+        return original_gpt2()
+    lines = (train_text[i : i + 65536] for i in range(0, len(train_text), 65536))
+    return train_bpe(lines, cfg.vocab_size, show_progress=False)
+
+
+def train(cfg: TrainConfig) -> dict[str, object]:
+    _configure_tf(cfg.threads)
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from training.gpt2.model import build_model, preset
+    from training.gpt2.tokenizer import end_id, load
+    from training.plots import plot_loss_curve
+
+    if cfg.mixed_precision == "bfloat16" or (
+        cfg.mixed_precision == "auto" and tf.config.list_physical_devices("GPU")
+    ):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(cfg.seed)
+    run = cfg.run_dir
+    ckpt = run / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    state_path = ckpt / "state.json"
+    resuming = state_path.exists()
+    if resuming:
+        saved = json.loads(state_path.read_text())
+        if saved["config"] != _jsonable(cfg):
+            raise SystemExit(
+                f"{run} holds a run with another configuration; use a new --run-dir "
+                "or delete it to start over"
+            )
+
+    manifest = json.loads((cfg.corpus / "manifest.json").read_text(encoding="utf-8"))
+    files = manifest.get("files", {})
+    train_text = (cfg.corpus / "train.txt").read_text(encoding="utf-8")
+    valid_text = (cfg.corpus / "valid.txt").read_text(encoding="utf-8")
+    tok_path = run / "tokenizer.json"
+    if resuming and tok_path.exists():
+        tokenizer = load(tok_path)  # the very tokenizer the checkpoint was trained with
+    else:
+        tokenizer = make_tokenizer(cfg, train_text)
+        tokenizer.save(str(tok_path))
+    end = end_id(tokenizer)
+    docs = split_documents(train_text, files.get("train.txt", {}).get("documents"))
+    train_ids = encode_documents(tokenizer, docs, end)
+    valid_ids = heldout_ids(tokenizer, valid_text, end)
+
+    mcfg = preset(
+        cfg.preset,
+        tokenizer.get_vocab_size(),
+        dropout=cfg.dropout,
+        **({"n_positions": cfg.context} if cfg.context else {}),
+    )
+    context = mcfg.n_positions
+    stride = cfg.eval_stride or context // 2
+    if len(train_ids) <= context + 1:
+        raise SystemExit(f"{cfg.corpus}/train.txt is too short for a context of {context} tokens")
+    model = build_model(mcfg)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        warmup_target=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        decay_steps=max(1, cfg.steps - cfg.warmup_steps),
+        alpha=cfg.min_lr_ratio,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=cfg.weight_decay,
+        beta_2=0.95,
+        global_clipnorm=cfg.clipnorm,
+    )
+    # Decay only matrices: not biases, layer norms or position embeddings.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "wpe"])
+    optimizer.build(model.trainable_variables)
+
+    history: dict[str, list[list[float]]] = {"train": [], "valid": []}
+    step, best = 0, float("inf")
+    if resuming:
+        model.load_weights(ckpt / "last.weights.h5")
+        arrays = np.load(ckpt / "last.npz")
+        for i, var in enumerate(optimizer.variables):
+            var.assign(arrays[f"opt{i}"])
+        step, best, history = saved["step"], saved["best"], saved["history"]
+        print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/token)")
+    (run / "config.json").write_text(
+        json.dumps({**_jsonable(cfg), "model": mcfg.to_dict()}, indent=2) + "\n"
+    )
+
+    @tf.function(reduce_retracing=True, jit_compile=cfg.jit)
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    def checkpoint() -> None:
+        model.save_weights(ckpt / "last.weights.h5")
+        np.savez(
+            ckpt / "last.npz", **{f"opt{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
+        )
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"config": _jsonable(cfg), "step": step, "best": best, "history": history})
+        )
+        tmp.replace(state_path)  # atomic: a crash never leaves a half-written state
+        plot_loss_curve(
+            run / "loss_curve.png",
+            [tuple(p) for p in history["train"]],  # type: ignore[misc]
+            [tuple(p) for p in history["valid"]],  # type: ignore[misc]
+            title=f"GPT-2 {cfg.corpus.name} ({mcfg.n_layer}x{mcfg.n_embd}, nats/token)",
+        )
+
+    def run_eval() -> None:
+        nonlocal best
+        ids = valid_ids[: cfg.eval_tokens + 1] if cfg.eval_tokens else valid_ids
+        loss = evaluate(model, ids, context, stride, jit=cfg.jit) / (len(ids) - 1)
+        history["valid"].append([step, loss])
+        if loss < best:
+            best = loss
+            model.save_weights(ckpt / "best.weights.h5")
+        tqdm.write(
+            f"step {step}: held-out {loss:.4f} nats/token, perplexity {math.exp(loss):.1f} "
+            f"(best {best:.4f})"
+        )
+
+    started = time.time()
+    last_step = min(cfg.steps, cfg.stop_after or cfg.steps)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train gpt2 {cfg.corpus.name}", unit="step")
+    while step < last_step:
+        window = batch_at(train_ids, step, cfg.batch_size, context, cfg.seed)
+        loss = train_step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]))
+        step += 1
+        history["train"].append([step, float(loss)])
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{float(schedule(step)):.1e}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            run_eval()
+            checkpoint()
+        elif step == last_step:
+            checkpoint()
+    bar.close()
+    if step < cfg.steps:
+        print(f"stopped at step {step} of {cfg.steps}; run the same command to resume")
+        return {"steps": step, "stopped_early": True}
+    if not history["valid"] or history["valid"][-1][0] != step:
+        run_eval()
+        checkpoint()
+
+    # The figures of the model card: the best checkpoint on the whole held-out text.
+    model.load_weights(ckpt / "best.weights.h5")
+    total = evaluate(model, valid_ids, context, stride, jit=cfg.jit)
+    tokens, chars = len(valid_ids) - 1, len(valid_text)
+    result = {
+        "corpus": str(cfg.corpus),
+        "steps": step,
+        "tokens_seen": step * cfg.batch_size * context,
+        "train_tokens": len(train_ids),
+        "valid_tokens": tokens,
+        "valid_chars": chars,
+        "best_valid_nats_per_token": total / tokens,
+        "best_valid_perplexity": math.exp(total / tokens),
+        "best_valid_nats_per_char": total / chars,
+        "best_valid_bits_per_char": total / chars / math.log(2),
+        "final_valid_nats_per_token": history["valid"][-1][1],
+        "eval_stride": stride,
+        "params": int(model.count_params()),
+        "train_seconds_this_session": round(time.time() - started, 1),
+    }
+    (run / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def _jsonable(cfg: TrainConfig) -> dict[str, object]:
+    """The run's identity: what must match to resume (not threads, not where to stop)."""
+    return {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in cfg.__dict__.items()
+        if k not in IDENTITY_EXCLUDES
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    from training.gpt2.model import PRESETS
+
+    d = TrainConfig(Path(), Path())
+    p = argparse.ArgumentParser(
+        prog="python -m training.gpt2.train",
+        description="Train a GPT-2 from scratch on a corpus directory (train.txt, valid.txt, "
+        "manifest.json). Writes RUN_DIR/tokenizer.json, checkpoints/ (resumable; best and last), "
+        "config.json, loss_curve.png and result.json. Re-running the same command resumes.",
+    )
+    p.add_argument(
+        "--corpus", type=Path, required=True, help="corpus directory built by training.corpora"
+    )
+    p.add_argument(
+        "--run-dir", type=Path, required=True, help="where checkpoints, curves and results go"
+    )
+    p.add_argument(
+        "--preset",
+        default=d.preset,
+        choices=sorted(PRESETS),
+        help="model size: tiny (tests), laptop (4x256, ctx 256), medium-laptop (6x384, "
+        "ctx 512), small (GPT-2 124M, ctx 1024; a GPU host)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=d.tokenizer,
+        choices=["bpe", "gpt2"],
+        help="bpe: a byte-level BPE trained on train.txt; gpt2: the original GPT-2 vocabulary",
+    )
+    p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="tokens of the trained BPE")
+    p.add_argument(
+        "--context", type=int, default=d.context, help="context length (0 = the preset's)"
+    )
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate (0 disables)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per step")
+    p.add_argument("--steps", type=int, default=d.steps, help="total optimisation steps")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
+    p.add_argument(
+        "--min-lr-ratio",
+        type=float,
+        default=d.min_lr_ratio,
+        help="final learning rate as a fraction of the peak (cosine decay)",
+    )
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps")
+    p.add_argument(
+        "--weight-decay", type=float, default=d.weight_decay, help="AdamW decoupled weight decay"
+    )
+    p.add_argument(
+        "--clipnorm", type=float, default=d.clipnorm, help="clip the global gradient norm"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=d.eval_every,
+        help="measure held-out loss, keep the best and checkpoint every N steps",
+    )
+    p.add_argument(
+        "--eval-stride",
+        type=int,
+        default=d.eval_stride,
+        help="held-out windows start every N tokens (0 = context / 2)",
+    )
+    p.add_argument(
+        "--eval-tokens",
+        type=int,
+        default=d.eval_tokens,
+        help="periodic evaluations (which pick the best checkpoint) read the first N held-out "
+        "tokens; the final figures always use all of valid.txt (0 = all every time)",
+    )
+    p.add_argument(
+        "--no-jit",
+        dest="jit",
+        action="store_false",
+        help="do not XLA-compile the training and evaluation steps",
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights and batches)")
+    p.add_argument(
+        "--threads", type=int, default=d.threads, help="TensorFlow CPU threads (0 = all cores)"
+    )
+    p.add_argument(
+        "--mixed-precision",
+        default=d.mixed_precision,
+        choices=["auto", "bfloat16", "float32"],
+        help="auto: bfloat16 compute when a GPU is present, float32 otherwise",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="checkpoint and stop at this step; the same command without it resumes",
+    )
+    a = p.parse_args(argv)
+    return TrainConfig(**vars(a))
+
+
+def main(argv: list[str] | None = None) -> None:
+    result = train(parse_args(argv))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

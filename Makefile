@@ -76,6 +76,7 @@ export-char-lstm-en export-char-lstm-fr: export-char-lstm-%: install ## export r
 	$(PYTHON) -m training.char_lstm.export --run-dir runs/char_lstm_$* \
 		--out serving/models/char_lstm_$*/1 --name char_lstm_$* --language $*
 	cp runs/char_lstm_$*/loss_curve.png serving/models/char_lstm_$*/1/assets.extra/
+	$(PYTHON) -m training.serving_warmup serving/models/char_lstm_$*/1
 
 models: train-char-lstm-en export-char-lstm-en train-char-lstm-fr export-char-lstm-fr ## reproduce the default models
 

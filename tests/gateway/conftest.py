@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import shutil
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,26 +19,14 @@ import httpx
 import pytest
 from PIL import Image
 
+from caption_service.main import create_app as caption_app
+from caption_service.settings import CaptionSettings
+from gateway_service.main import create_app
+from gateway_service.settings import GatewaySettings
+from tests.support.captioner import build_captioner
+from tests.support.servers import free_port, serve
+
 ROOT = Path(__file__).resolve().parents[2]
-# The editable install maps the packages found when it ran: a service package added
-# since (caption-service) is found from its folder.
-for folder in ("gateway", "caption-service"):
-    if str(ROOT / folder) not in sys.path:
-        sys.path.insert(0, str(ROOT / folder))
-
-from gateway_service.main import create_app  # noqa: E402
-from gateway_service.settings import GatewaySettings  # noqa: E402
-from tests.support.servers import free_port, serve  # noqa: E402
-
-
-def caption_service_missing() -> str | None:
-    """Why the real caption-service cannot run here, or None when it can."""
-    try:
-        import caption_service.main  # noqa: F401
-        import tests.support.captioner  # noqa: F401
-    except ImportError as exc:
-        return f"caption-service is not in the repository yet ({exc})"
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +38,7 @@ def gateway_repository(
     repo = tmp_path_factory.mktemp("gateway_models")
     shutil.copytree(tiny_repository / "tiny_en", repo / "tiny_en")
     export_run(tiny_run, repo / "tiny_fr" / "1", name="tiny_fr", language="fr")
-    if caption_service_missing() is None:
-        from tests.support.captioner import build_captioner
-
-        build_captioner(repo)
+    build_captioner(repo)
     return repo
 
 
@@ -72,12 +56,6 @@ def textgen_url(gateway_repository: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def caption_url(gateway_repository: Path) -> Iterator[str]:
-    missing = caption_service_missing()
-    if missing:
-        pytest.skip(missing)
-    from caption_service.main import create_app as caption_app
-    from caption_service.settings import CaptionSettings
-
     with serve(caption_app(CaptionSettings(model_repository=gateway_repository))) as url:
         yield url
 

@@ -19,17 +19,8 @@ from PIL import Image
 
 from gateway_service.main import create_app
 from tests.gateway.conftest import gateway_settings
+from tests.support.problems import assert_problem
 from tests.support.servers import serve
-
-
-def assert_problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    for word in words:
-        assert word.lower() in body["detail"].lower(), body["detail"]
-    return body
 
 
 def huge_png(width: int = 100_000, height: int = 100_000) -> bytes:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.gateway.conftest import ROOT, caption_service_missing
+from tests.gateway.conftest import ROOT
 from tests.support.servers import free_port
 
 # -P: the repository's own gateway/ folder must not shadow the gateway package (see conftest).
@@ -36,12 +36,6 @@ def talkative(*args: str) -> subprocess.CompletedProcess[str]:
         env=ENV,
         cwd=ROOT,
     )
-
-
-def needs_caption_service() -> None:
-    missing = caption_service_missing()
-    if missing:
-        pytest.skip(missing)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +66,6 @@ def test_tell_refuses_what_is_not_a_photo(tmp_path: Path, gateway_repository: Pa
 
 
 def test_tell(tmp_path: Path, gateway_repository: Path, jpeg: bytes) -> None:
-    needs_caption_service()
     photo = tmp_path / "chelsea.jpg"
     photo.write_bytes(jpeg)
     card = tmp_path / "card.png"
@@ -83,7 +76,8 @@ def test_tell(tmp_path: Path, gateway_repository: Path, jpeg: bytes) -> None:
     assert out.returncode == 0, out.stderr
     first, blank, story = out.stdout.split("\n", 2)
     assert first.startswith("Caption: ") and len(first) > len("Caption: ") and blank == ""
-    assert story.startswith("Once upon a time there was")
+    # The tiny model never saw a capital O: the seed is fitted to its alphabet.
+    assert story.startswith("once upon a time there was")
     assert "seed 9" in out.stderr
     with Image.open(io.BytesIO(card.read_bytes())) as img:
         assert img.size == (1080, 1350)
@@ -98,7 +92,6 @@ def _listening(port: int) -> bool:
 def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
     gateway_repository: Path, png: bytes
 ) -> None:
-    needs_caption_service()
     ports = [free_port() for _ in range(3)]
     process = subprocess.Popen(
         [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",

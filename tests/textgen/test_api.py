@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.problems import assert_problem
+
 GOOD = {
     "prompt": "And the king said",
     "model": "tiny_en",
@@ -20,16 +22,6 @@ GOOD = {
 
 def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
     return client.post("/v1/generations", json={**GOOD, **overrides})
-
-
-def assert_problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    for word in words:
-        assert word.lower() in body["detail"].lower(), body["detail"]
-    return body
 
 
 def test_generation(client: httpx.Client) -> None:

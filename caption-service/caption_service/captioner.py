@@ -1,0 +1,52 @@
+"""The captioner model as the service sees it: contract check, warm-up, one call per photo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from caption_service.schemas import Caption
+from services.images import to_png
+from services.model_client import (
+    CAPTIONER,
+    ModelClient,
+    ModelNotFound,
+    ModelRepository,
+    ModelUnavailable,
+)
+from services.problems import Unavailable
+
+log = logging.getLogger("caption.model")
+
+
+class CaptionModel:
+    def __init__(self, name: str, client: ModelClient, repository: ModelRepository) -> None:
+        self.name, self.client = name, client
+        self.version = repository.resolve(name)
+        self.card: dict[str, Any] = repository.card(name, self.version)
+
+    async def verify(self) -> None:
+        """Refuse to serve a graph that does not meet the `captioner` contract."""
+        CAPTIONER.check(self.name, await self.client.signature(self.name, CAPTIONER.name))
+
+    async def warmup(self) -> None:
+        """One photo-sized request, so the first user does not pay for graph tracing."""
+        gradient = np.linspace(0, 255, 320 * 240 * 3).reshape(240, 320, 3).astype(np.uint8)
+        await self.caption(Image.fromarray(gradient))
+
+    async def caption(self, image: Image.Image) -> list[Caption]:
+        inputs = {"image_bytes": np.array([to_png(image)], dtype=object)}
+        try:
+            out = await self.client.predict(
+                self.name, inputs, signature=CAPTIONER.name, version=self.version
+            )
+        except (ModelUnavailable, ModelNotFound) as exc:
+            raise Unavailable(f"the captioner {self.name!r} is unavailable: {exc}") from exc
+        texts, log_probs = out["captions"][0], out["log_probs"][0]
+        return [
+            Caption(text=t.decode("utf-8") if isinstance(t, bytes) else str(t), log_prob=float(lp))
+            for t, lp in zip(texts, log_probs, strict=True)
+        ]

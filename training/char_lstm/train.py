@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,18 @@ def _configure_tf(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    if threads:
+    if not threads:
+        return
+    try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # TensorFlow already ran in this process (a notebook, a test session): its thread
+        # pools are fixed by now, and training runs on them unchanged.
+        warnings.warn(
+            f"TensorFlow is already initialised: --threads {threads} has no effect",
+            stacklevel=2,
+        )
 
 
 def stream_windows(data: np.ndarray, batch: int, seq_len: int, offset: int) -> np.ndarray:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from training.tf_threads import configure_threads
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,6 @@ class TrainConfig:
     seed: int = 1234
     threads: int = 0
     stop_after: int | None = None  # not part of the run's identity: resume continues past it
-
-
-def _configure_tf(threads: int) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if not threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        # TensorFlow already ran in this process (a notebook, a test session): its thread
-        # pools are fixed by now, and training runs on them unchanged.
-        warnings.warn(
-            f"TensorFlow is already initialised: --threads {threads} has no effect",
-            stacklevel=2,
-        )
 
 
 def stream_windows(data: np.ndarray, batch: int, seq_len: int, offset: int) -> np.ndarray:
@@ -112,7 +94,7 @@ def evaluate(
 
 
 def train(cfg: TrainConfig) -> dict[str, object]:
-    _configure_tf(cfg.threads)
+    configure_threads(cfg.threads)
     import keras
     import tensorflow as tf
     from tqdm import tqdm

@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from training.tf_threads import configure_threads
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,6 @@ class TrainConfig:
 
 
 IDENTITY_EXCLUDES = ("threads", "stop_after", "mixed_precision", "jit")
-
-
-def _configure_tf(threads: int) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def split_documents(text: str, documents: int | None) -> list[str]:
@@ -163,7 +155,7 @@ def make_tokenizer(cfg: TrainConfig, train_text: str) -> Any:
 
 
 def train(cfg: TrainConfig) -> dict[str, object]:
-    _configure_tf(cfg.threads)
+    configure_threads(cfg.threads)
     import keras
     import tensorflow as tf
     from tqdm import tqdm

@@ -19,7 +19,7 @@ CORPUS_fr := segond_fr
 	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)

@@ -66,6 +66,7 @@ test: lint typecheck unit ## lint, type-check and the whole test suite
 
 bench: install corpora ## benchmarks (ratios against a baseline measured in the same run)
 	$(PYTHON) bench/textgen.py
+	$(PYTHON) bench/clients.py
 
 train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \

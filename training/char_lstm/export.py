@@ -7,8 +7,8 @@ input has the batch dimension first (TF Serving batches along it), and sampling
 is per row: temperature, top-k, top-p and the seed of one row never change
 another row's text, so a request gives the same output alone or batched.
 
-Randomness comes from a counter-based integer hash of (seed, step, character) in
-core int64 ops rather than TF's stateful or batch-wide stateless generators.
+Sampling (per-row knobs, reproducible noise) is `training/sampling.py`, shared with
+the GPT-2 export.
 """
 
 from __future__ import annotations
@@ -25,52 +25,16 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
+from training.sampling import (
+    GENERATE_INPUT_SIGNATURE,
+    filter_logits,
+    gumbel_noise,
+    row_keys,
+    vocab_mix,
+)
+
 GENERATE_SIGNATURE = "generate"
 MAX_NEW_TOKENS_CAP = 4096  # hard bound on the loop, whatever a caller asks
-_M32 = 0xFFFFFFFF
-_GOLDEN = 0x9E3779B9
-
-
-def _mix32(x: tf.Tensor) -> tf.Tensor:
-    """32-bit avalanche hash on int64 values in [0, 2**32): products stay below 2**59."""
-    for _ in range(2):
-        x = tf.bitwise.bitwise_and((tf.bitwise.right_shift(x, 16) ^ x) * 0x45D9F3B, _M32)
-    return tf.bitwise.right_shift(x, 16) ^ x
-
-
-def row_keys(seed: tf.Tensor) -> tf.Tensor:
-    """[B] int64 seed -> [B] 32-bit key mixing both halves of the seed."""
-    lo = tf.bitwise.bitwise_and(seed, _M32)
-    hi = tf.bitwise.bitwise_and(tf.bitwise.right_shift(seed, 32), _M32)
-    return _mix32(lo ^ _mix32(hi + _GOLDEN & _M32))
-
-
-def gumbel_noise(keys: tf.Tensor, step: tf.Tensor, vocab_mix: tf.Tensor) -> tf.Tensor:
-    """[B, V] Gumbel(0, 1) noise, a pure function of (row key, step, character)."""
-    step_key = _mix32(keys ^ _mix32(tf.cast(step, tf.int64) + _GOLDEN & _M32))
-    bits = _mix32(step_key[:, None] ^ vocab_mix[None, :])
-    u = (tf.cast(bits, tf.float64) + 0.5) / 4294967296.0
-    return tf.cast(-tf.math.log(-tf.math.log(u)), tf.float32)
-
-
-def filter_logits(
-    logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor
-) -> tf.Tensor:
-    """Scale by temperature, then mask everything outside each row's top-k and top-p set."""
-    neg_inf = tf.constant(-np.inf, tf.float32)
-    vocab = tf.shape(logits)[1]
-    scaled = logits / tf.maximum(temperature, 1e-6)[:, None]
-    ordered = tf.sort(scaled, axis=1, direction="DESCENDING")
-    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
-    kth = tf.gather(ordered, k - 1, axis=1, batch_dims=1)
-    # Nucleus: keep the smallest prefix of the sorted distribution whose mass reaches p.
-    probs = tf.nn.softmax(ordered, axis=1)
-    before = tf.cumsum(probs, axis=1, exclusive=True)
-    keep = (before < top_p[:, None]) | (tf.range(vocab)[None, :] == 0)
-    pth = tf.reduce_min(tf.where(keep, ordered, np.inf), axis=1)
-    pth = tf.where(top_p < 1.0, pth, neg_inf)
-    threshold = tf.maximum(kth, pth)
-    return tf.where(scaled >= threshold[:, None], scaled, neg_inf)
 
 
 class CharLSTMGenerator(tf.Module):
@@ -110,7 +74,7 @@ class CharLSTMGenerator(tf.Module):
         ]
         self.out_w = tf.Variable(weights["logits/kernel"], trainable=False, name="out_w")
         self.out_b = tf.Variable(weights["logits/bias"], trainable=False, name="out_b")
-        vmix = _mix32(tf.constant(np.arange(self.vocab_size, dtype=np.int64) * 2 + 1))
+        vmix = vocab_mix(self.vocab_size)
         self.vocab_mix = tf.Variable(vmix, trainable=False, name="vocab_mix")
 
     def _step(self, ids: tf.Tensor, states: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -132,17 +96,7 @@ class CharLSTMGenerator(tf.Module):
     def _logits(self, h: tf.Tensor) -> tf.Tensor:
         return tf.matmul(h, self.out_w) + self.out_b
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
-            tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
-            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([None], tf.float32, name="temperature"),
-            tf.TensorSpec([None], tf.int32, name="top_k"),
-            tf.TensorSpec([None], tf.float32, name="top_p"),
-            tf.TensorSpec([None], tf.int64, name="seed"),
-        ]
-    )
+    @tf.function(input_signature=GENERATE_INPUT_SIGNATURE)
     def generate(
         self,
         prompt_ids: tf.Tensor,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training import run_state
 from training.tf_threads import configure_threads
 
 
@@ -101,7 +102,6 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
     from training.char_lstm.model import CharLSTMConfig, build_model
     from training.char_lstm.vocab import CharVocab
-    from training.plots import plot_loss_curve
 
     keras.utils.set_random_seed(cfg.seed)
     run = cfg.run_dir
@@ -129,26 +129,18 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     optimizer = keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=cfg.clipnorm)
     optimizer.build(model.trainable_variables)
 
-    state_path = ckpt / "state.json"
-    history: dict[str, list[list[float]]] = {"train": [], "valid": []}
+    identity = _jsonable(cfg)
+    history: run_state.History = {"train": [], "valid": []}
     step, best = 0, float("inf")
     carried = [np.zeros((cfg.batch_size, cfg.units), np.float32) for _ in range(2 * cfg.layers)]
-    if state_path.exists():
-        saved = json.loads(state_path.read_text())
-        if saved["config"] != _jsonable(cfg):
-            raise SystemExit(
-                f"{run} holds a run with another configuration; use a new --run-dir "
-                "or delete it to start over"
-            )
-        model.load_weights(ckpt / "last.weights.h5")
-        arrays = np.load(ckpt / "last.npz")
-        for i, var in enumerate(optimizer.variables):
-            var.assign(arrays[f"opt{i}"])
+    saved = run_state.read_state(ckpt, identity)
+    if saved is not None:
+        arrays = run_state.restore(ckpt, model, optimizer)
         carried = [arrays[f"state{i}"] for i in range(2 * cfg.layers)]
         step, best, history = saved["step"], saved["best"], saved["history"]
         print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/char)")
     (run / "config.json").write_text(
-        json.dumps({**_jsonable(cfg), "model": mcfg.to_dict()}, indent=2) + "\n"
+        json.dumps({**identity, "model": mcfg.to_dict()}, indent=2) + "\n"
     )
 
     @tf.function(reduce_retracing=True)
@@ -164,20 +156,16 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         model.save_weights(ckpt / f"{name}.weights.h5")
 
     def checkpoint() -> None:
-        save("last")
-        arrays = {f"opt{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
-        arrays |= {f"state{i}": s for i, s in enumerate(carried)}
-        np.savez(ckpt / "last.npz", **arrays)
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"config": _jsonable(cfg), "step": step, "best": best, "history": history})
-        )
-        tmp.replace(state_path)  # atomic: a crash never leaves a half-written state
-        plot_loss_curve(
-            run / "loss_curve.png",
-            [tuple(p) for p in history["train"]],  # type: ignore[misc]
-            [tuple(p) for p in history["valid"]],  # type: ignore[misc]
+        run_state.save(
+            ckpt,
+            model,
+            optimizer,
+            identity=identity,
+            step=step,
+            best=best,
+            history=history,
             title=f"char-LSTM {cfg.corpus.name} ({cfg.layers}x{cfg.units})",
+            extra={f"state{i}": s for i, s in enumerate(carried)},
         )
 
     def run_eval() -> None:
@@ -238,11 +226,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
 def _jsonable(cfg: TrainConfig) -> dict[str, object]:
     """The run's identity: what must match to resume (not threads, not where to stop)."""
-    return {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in cfg.__dict__.items()
-        if k not in ("threads", "stop_after")
-    }
+    return run_state.run_identity(cfg, ("threads", "stop_after"))
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -32,8 +32,14 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
-from training.char_lstm.export import _mix32, filter_logits, gumbel_noise, row_keys
 from training.gpt2.model import GPT2Config
+from training.sampling import (
+    GENERATE_INPUT_SIGNATURE,
+    filter_logits,
+    gumbel_noise,
+    row_keys,
+    vocab_mix,
+)
 
 GENERATE_SIGNATURE = "generate"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -99,7 +105,7 @@ class GPT2Generator(tf.Module):
         self.wte, self.wpe = var("wte.weight"), var("wpe.weight")
         self.layers = [[var(f"h.{i}.{n}") for n in BLOCK_WEIGHTS] for i in range(config.n_layer)]
         self.ln_f = [var("ln_f.weight"), var("ln_f.bias")]
-        vmix = _mix32(tf.constant(np.arange(config.vocab_size, dtype=np.int64) * 2 + 1))
+        vmix = vocab_mix(config.vocab_size)
         self.vocab_mix = tf.Variable(vmix, trainable=False, name="vocab_mix")
 
     # -- the network --------------------------------------------------------------------
@@ -224,17 +230,7 @@ class GPT2Generator(tf.Module):
             ),
         )
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
-            tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
-            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([None], tf.float32, name="temperature"),
-            tf.TensorSpec([None], tf.int32, name="top_k"),
-            tf.TensorSpec([None], tf.float32, name="top_p"),
-            tf.TensorSpec([None], tf.int64, name="seed"),
-        ]
-    )
+    @tf.function(input_signature=GENERATE_INPUT_SIGNATURE)
     def generate(
         self,
         prompt_ids: tf.Tensor,

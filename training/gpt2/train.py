@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from training import run_state
 from training.tf_threads import configure_threads
 
 
@@ -162,7 +163,6 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
     from training.gpt2.model import build_model, preset
     from training.gpt2.tokenizer import end_id, load
-    from training.plots import plot_loss_curve
 
     if cfg.mixed_precision == "bfloat16" or (
         cfg.mixed_precision == "auto" and tf.config.list_physical_devices("GPU")
@@ -172,15 +172,9 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     run = cfg.run_dir
     ckpt = run / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
-    state_path = ckpt / "state.json"
-    resuming = state_path.exists()
-    if resuming:
-        saved = json.loads(state_path.read_text())
-        if saved["config"] != _jsonable(cfg):
-            raise SystemExit(
-                f"{run} holds a run with another configuration; use a new --run-dir "
-                "or delete it to start over"
-            )
+    identity = _jsonable(cfg)
+    saved = run_state.read_state(ckpt, identity)
+    resuming = saved is not None
 
     manifest = json.loads((cfg.corpus / "manifest.json").read_text(encoding="utf-8"))
     files = manifest.get("files", {})
@@ -225,17 +219,14 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "wpe"])
     optimizer.build(model.trainable_variables)
 
-    history: dict[str, list[list[float]]] = {"train": [], "valid": []}
+    history: run_state.History = {"train": [], "valid": []}
     step, best = 0, float("inf")
-    if resuming:
-        model.load_weights(ckpt / "last.weights.h5")
-        arrays = np.load(ckpt / "last.npz")
-        for i, var in enumerate(optimizer.variables):
-            var.assign(arrays[f"opt{i}"])
+    if saved is not None:
+        run_state.restore(ckpt, model, optimizer)
         step, best, history = saved["step"], saved["best"], saved["history"]
         print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/token)")
     (run / "config.json").write_text(
-        json.dumps({**_jsonable(cfg), "model": mcfg.to_dict()}, indent=2) + "\n"
+        json.dumps({**identity, "model": mcfg.to_dict()}, indent=2) + "\n"
     )
 
     @tf.function(reduce_retracing=True, jit_compile=cfg.jit)
@@ -248,19 +239,14 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         return loss
 
     def checkpoint() -> None:
-        model.save_weights(ckpt / "last.weights.h5")
-        np.savez(
-            ckpt / "last.npz", **{f"opt{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
-        )
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"config": _jsonable(cfg), "step": step, "best": best, "history": history})
-        )
-        tmp.replace(state_path)  # atomic: a crash never leaves a half-written state
-        plot_loss_curve(
-            run / "loss_curve.png",
-            [tuple(p) for p in history["train"]],  # type: ignore[misc]
-            [tuple(p) for p in history["valid"]],  # type: ignore[misc]
+        run_state.save(
+            ckpt,
+            model,
+            optimizer,
+            identity=identity,
+            step=step,
+            best=best,
+            history=history,
             title=f"GPT-2 {cfg.corpus.name} ({mcfg.n_layer}x{mcfg.n_embd}, nats/token)",
         )
 
@@ -326,11 +312,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
 def _jsonable(cfg: TrainConfig) -> dict[str, object]:
     """The run's identity: what must match to resume (not threads, not where to stop)."""
-    return {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in cfg.__dict__.items()
-        if k not in IDENTITY_EXCLUDES
-    }
+    return run_state.run_identity(cfg, IDENTITY_EXCLUDES)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from caption_service.captioner import CaptionModel
 from caption_service.main import create_app
 from caption_service.settings import CaptionSettings
+from services.model_client import ContractMismatch, ModelRepository, create_model_client
 from tests.support.captioner import photo
 from tests.support.problems import assert_problem
 from tests.support.servers import serve
@@ -118,5 +121,10 @@ def test_refuses_to_start_on_a_model_that_breaks_the_contract(tmp_path: Path) ->
     (version / "assets.extra").mkdir()
     (version / "assets.extra" / "model_card.json").write_text('{"kind": "captioner"}')
     settings = CaptionSettings(model_repository=tmp_path)
-    with pytest.raises(RuntimeError), serve(create_app(settings)):
+    # The check itself names what is wrong...
+    model = CaptionModel("captioner", create_model_client(settings), ModelRepository(tmp_path))
+    with pytest.raises(ContractMismatch, match="'image_bytes' is missing"):
+        asyncio.run(model.verify())
+    # ...and the service never starts serving on such a model.
+    with pytest.raises(RuntimeError, match="failed to start"), serve(create_app(settings)):
         pass

@@ -16,7 +16,7 @@ CORPUS_en := kjv_en
 CORPUS_fr := segond_fr
 
 .PHONY: help install system-deps corpora run test lint typecheck unit bench models \
-	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr clean
+	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -45,12 +45,12 @@ data/corpora/%/manifest.json: | $(STAMP) system-deps
 
 corpora: data/corpora/kjv_en/manifest.json data/corpora/segond_fr/manifest.json ## build the offline corpora
 
-run: install ## the main job: generate a story from a seed, in English and in French
-	$(BIN)/talkative generate --model char_lstm_en --prompt "And it came to pass, when the king" \
-		--max-new-tokens 400 --temperature 0.6 --seed 7
+run: install ## the main job: photos -> captions -> stories, in English and in French
+	$(PYTHON) -m training.captioner.offline_photos --out data/photos
 	@echo
-	$(BIN)/talkative generate --model char_lstm_fr --prompt "Et il arriva que le roi" \
-		--max-new-tokens 400 --temperature 0.6 --seed 7
+	$(BIN)/talkative tell data/photos/chelsea.jpg --model char_lstm_en --seed 7
+	@echo
+	$(BIN)/talkative tell data/photos/coffee.jpg --model char_lstm_fr --seed 7
 
 lint: install
 	$(BIN)/ruff check .
@@ -67,6 +67,7 @@ test: lint typecheck unit ## lint, type-check and the whole test suite
 bench: install corpora ## benchmarks (ratios against a baseline measured in the same run)
 	$(PYTHON) bench/textgen.py
 	$(PYTHON) bench/clients.py
+	$(PYTHON) bench/caption.py
 
 train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \
@@ -79,7 +80,13 @@ export-char-lstm-en export-char-lstm-fr: export-char-lstm-%: install ## export r
 	cp runs/char_lstm_$*/loss_curve.png serving/models/char_lstm_$*/1/assets.extra/
 	$(PYTHON) -m training.serving_warmup serving/models/char_lstm_$*/1
 
-models: train-char-lstm-en export-char-lstm-en train-char-lstm-fr export-char-lstm-fr ## reproduce the default models
+captioner: install ## train and export the default captioner to serving/models/captioner/1 (seeded)
+	rm -rf serving/models/captioner/1
+	$(PYTHON) -m training.captioner.default --out serving/models/captioner/1 \
+		--run-dir runs/captioner_default
+	$(PYTHON) -m training.serving_warmup serving/models/captioner/1
+
+models: train-char-lstm-en export-char-lstm-en train-char-lstm-fr export-char-lstm-fr captioner ## reproduce the default models
 
 clean: ## remove caches (keeps .venv, data and runs)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -20,6 +20,8 @@ from services.model_client import (
 from services.problems import Unavailable
 
 log = logging.getLogger("caption.model")
+# The exported signature taking the beam width per image (training/captioner/export.py).
+BEAM_SIGNATURE = "caption_beam"
 
 
 class CaptionModel:
@@ -37,11 +39,16 @@ class CaptionModel:
         gradient = np.linspace(0, 255, 320 * 240 * 3).reshape(240, 320, 3).astype(np.uint8)
         await self.caption(Image.fromarray(gradient))
 
-    async def caption(self, image: Image.Image) -> list[Caption]:
-        inputs = {"image_bytes": np.array([to_png(image)], dtype=object)}
+    async def caption(self, image: Image.Image, beam_size: int | None = None) -> list[Caption]:
+        """Ranked captions; `beam_size` picks the width (exports since `caption_beam` exist)."""
+        inputs: dict[str, np.ndarray] = {"image_bytes": np.array([to_png(image)], dtype=object)}
+        signature = CAPTIONER.name
+        if beam_size is not None and beam_size != self.card.get("beam_size"):
+            inputs["beam_size"] = np.array([beam_size], dtype=np.int32)
+            signature = BEAM_SIGNATURE
         try:
             out = await self.client.predict(
-                self.name, inputs, signature=CAPTIONER.name, version=self.version
+                self.name, inputs, signature=signature, version=self.version
             )
         except (ModelUnavailable, ModelNotFound) as exc:
             raise Unavailable(f"the captioner {self.name!r} is unavailable: {exc}") from exc
@@ -49,4 +56,5 @@ class CaptionModel:
         return [
             Caption(text=t.decode("utf-8") if isinstance(t, bytes) else str(t), log_prob=float(lp))
             for t, lp in zip(texts, log_probs, strict=True)
+            if t  # a search narrower than the export's width leaves empty slots
         ]

@@ -29,8 +29,10 @@ def table_step(table: np.ndarray):
     return step
 
 
-def run(table: np.ndarray, beam: int, max_len: int, alpha: float = 0.0, use_greedy=False):
+def run(table: np.ndarray, beam, max_len: int, alpha: float = 0.0, use_greedy=False):
+    """`beam` is one width, or a list with each row's own width."""
     rows = table.shape[0]
+    widths = beam if isinstance(beam, list) else [beam] * rows
     state = (tf.range(rows, dtype=tf.int32), tf.zeros([rows], tf.int32))
     step = table_step(table)
 
@@ -42,7 +44,7 @@ def run(table: np.ndarray, beam: int, max_len: int, alpha: float = 0.0, use_gree
             step,
             state,
             rows,
-            beam_size=beam,
+            beam_size=tf.constant(beam, tf.int32) if isinstance(beam, list) else beam,
             max_len=max_len,
             start_id=START,
             end_id=END,
@@ -50,12 +52,16 @@ def run(table: np.ndarray, beam: int, max_len: int, alpha: float = 0.0, use_gree
         )
 
     r = search()
+    assert r.tokens.shape[1] == max(widths)
     out = []
     for b in range(rows):
         captions = []
-        for j in range(beam):
+        for j in range(max(widths)):
             if r.log_probs[b, j] <= NEG / 2:
+                if j >= widths[b]:
+                    assert int(r.lengths[b, j]) == 0, "results past a row's width are empty"
                 continue
+            assert j < widths[b], "no results past a row's own width"
             n = int(r.lengths[b, j])
             words = r.tokens[b, j].numpy().tolist()
             assert all(w == PAD for w in words[n:]), "padding after the caption"
@@ -200,9 +206,34 @@ def test_rows_of_a_batch_are_independent() -> None:
         assert run(table[b : b + 1], 3, 5)[0] == together[b]
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_each_row_can_have_its_own_width(alpha: float) -> None:
+    # One call, widths 1, 3, 2 and 5: each row gets exactly the search of its own width.
+    rng = np.random.default_rng(11)
+    widths = [1, 3, 2, 5]
+    logits = rng.normal(size=(len(widths), 6, 7, 7)) * 2
+    logits[..., END] += rng.normal(size=(len(widths), 6, 7)) - 1
+    table = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    got = run(table, widths, 6, alpha=alpha)
+    for b, k in enumerate(widths):
+        assert len(got[b]) <= k
+        close(got[b], reference(table[b], k, 6, alpha=alpha))
+        assert got[b] == run(table[b : b + 1], k, 6, alpha=alpha)[0]
+
+
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError):
         beam_search(lambda t, s: (t, s), (), 1, beam_size=0, max_len=3, start_id=1, end_id=2)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        beam_search(
+            lambda t, s: (t, s),
+            (),
+            2,
+            beam_size=tf.constant([2, 0]),
+            max_len=3,
+            start_id=1,
+            end_id=2,
+        )
 
 
 def test_runs_in_a_graph_with_an_unknown_batch_size() -> None:

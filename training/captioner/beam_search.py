@@ -66,23 +66,39 @@ def beam_search(
     state: Any,
     batch_size: tf.Tensor | int,
     *,
-    beam_size: int,
+    beam_size: int | tf.Tensor,
     max_len: int,
     start_id: int,
     end_id: int,
     pad_id: int = 0,
     length_alpha: float = 0.0,
 ) -> BeamResult:
-    """The `beam_size` best captions of each of `batch_size` inputs; `state` is per input."""
-    if beam_size < 1 or max_len < 1:
-        raise ValueError("beam_size and max_len must be at least 1")
-    k, t_max = beam_size, max_len
+    """The `beam_size` best captions of each of `batch_size` inputs; `state` is per input.
+
+    `beam_size` is an int, or an int32 tensor `[B]` giving each input its own width:
+    then the search runs at the largest width, input `b` keeps only its best
+    `beam_size[b]` live beams at every step (exactly a search of that width), and
+    its results past `beam_size[b]` come back empty (length 0, log-probability NEG).
+    """
+    if max_len < 1:
+        raise ValueError("max_len must be at least 1")
+    # (No annotations on k and row_k: AutoGraph refuses annotated names used by closures.)
+    if isinstance(beam_size, int):
+        if beam_size < 1:
+            raise ValueError("beam_size must be at least 1")
+        k, row_k = beam_size, None
+    else:
+        row_k = tf.convert_to_tensor(beam_size, tf.int32)
+        tf.debugging.assert_positive(row_k, message="beam_size must be at least 1")
+        k = tf.reduce_max(row_k)
+    t_max = max_len
     b = tf.convert_to_tensor(batch_size, tf.int32)
     # One copy of each input's state per beam: row b*K + j is beam j of input b.
     state = tf.nest.map_structure(lambda s: tf.repeat(s, k, axis=0), state)
     tokens = tf.fill([b * k], tf.constant(start_id, tf.int32))
     # Only beam 0 is live at the start, so the first step does not pick one word K times.
-    alive_lp = tf.tile(tf.constant([[0.0] + [NEG] * (k - 1)], tf.float32), [b, 1])
+    first = tf.concat([tf.zeros([1]), tf.fill([k - 1], tf.constant(NEG, tf.float32))], axis=0)
+    alive_lp = tf.tile(first[None, :], [b, 1])
     alive_seq = tf.fill([b, k, t_max], tf.constant(pad_id, tf.int32))
     fin_seq = tf.fill([b, k, t_max], tf.constant(pad_id, tf.int32))
     fin_len = tf.zeros([b, k], tf.int32)
@@ -113,7 +129,8 @@ def beam_search(
         if length_alpha != 0.0:
             return more
         # log-probabilities only fall: a live beam below the K-th finished caption is out.
-        hopeless = tf.reduce_all(fin_score[:, -1] >= tf.reduce_max(alive_lp, axis=1))
+        kth = fin_score[:, -1] if row_k is None else _take(fin_score, row_k[:, None] - 1)[:, 0]
+        hopeless = tf.reduce_all(kth >= tf.reduce_max(alive_lp, axis=1))
         return tf.logical_and(more, tf.logical_not(hopeless))
 
     def body(
@@ -145,6 +162,9 @@ def beam_search(
         cand = tf.where(tf.logical_or(is_end, ~live[:, :, None]), NEG, cand)
         top = tf.math.top_k(tf.reshape(cand, [b, k * vocab]), k=k)
         beam, word = top.indices // vocab, top.indices % vocab
+        alive_next = top.values
+        if row_k is not None:
+            alive_next = tf.where(tf.range(k)[None, :] < row_k[:, None], alive_next, NEG)
         alive_seq = tf.where(
             tf.equal(positions, t)[None, None, :], word[:, :, None], _take(alive_seq, beam)
         )
@@ -152,7 +172,7 @@ def beam_search(
         state = tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
         after = (
             t + 1,
-            top.values,
+            alive_next,
             alive_seq,
             tf.reshape(word, [-1]),
             fin_seq,
@@ -178,6 +198,11 @@ def beam_search(
         (fin_seq, fin_len, fin_lp, fin_score),
         (alive_seq, tf.fill([b, k], t_max), cut_lp, _normalise(cut_lp, t_max, length_alpha)),
     )
+    if row_k is not None:
+        extra = tf.range(k)[None, :] >= row_k[:, None]
+        fin_seq = tf.where(extra[:, :, None], pad_id, fin_seq)
+        fin_len = tf.where(extra, 0, fin_len)
+        fin_lp, fin_score = tf.where(extra, NEG, fin_lp), tf.where(extra, NEG, fin_score)
     return BeamResult(fin_seq, fin_len, fin_lp, fin_score)
 
 

@@ -22,17 +22,43 @@ import tensorflow as tf
 from training.captioner.beam_search import BeamResult, beam_search
 from training.captioner.vocab import END_ID, PAD_ID, START_ID, WordVocab
 
+# What of the encoder's output the decoder reads: the pooled image features (Show and
+# Tell's choice, for training on image+caption data) or the ImageNet class
+# probabilities (the default captioner's, trained without such data).
+FEATURE_KINDS = {"pooled": 1280, "class_probs": 1000}
+
 
 @dataclass(frozen=True)
 class DecoderConfig:
     vocab_size: int
     feature_dim: int = 1280
+    features: str = "pooled"
     embed_dim: int = 256
     units: int = 512
     dropout: float = 0.3
 
+    def __post_init__(self) -> None:
+        # feature_dim stays free (small test decoders); exported ones match FEATURE_KINDS.
+        if self.features not in FEATURE_KINDS:
+            raise ValueError(
+                f"unknown feature kind {self.features!r}; one of {sorted(FEATURE_KINDS)}"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DecoderConfig:
+        return cls(**d)
+
+
+def encoder_features(outputs: dict[str, tf.Tensor], kind: str) -> tf.Tensor:
+    """The decoder's input from the encoder's outputs ({"pooled", "logits"})."""
+    if kind == "class_probs":
+        return tf.nn.softmax(outputs["logits"], axis=-1)
+    if kind == "pooled":
+        return outputs["pooled"]
+    raise ValueError(f"unknown feature kind {kind!r}; one of {sorted(FEATURE_KINDS)}")
 
 
 def build_decoder(cfg: DecoderConfig) -> keras.Model:
@@ -40,8 +66,13 @@ def build_decoder(cfg: DecoderConfig) -> keras.Model:
     features = keras.Input((cfg.feature_dim,), name="features")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     image = keras.layers.Dropout(cfg.dropout, name="feature_dropout")(features)
-    h0 = keras.layers.Dense(cfg.units, activation="tanh", name="init_h")(image)
-    c0 = keras.layers.Dense(cfg.units, name="init_c")(image)
+    # Class probabilities sum to one, so a default-sized kernel would start every image at
+    # nearly the same state; a unit-variance kernel gives each class its own from step one.
+    init = "glorot_uniform" if cfg.features == "pooled" else keras.initializers.RandomNormal(0, 1)
+    h0 = keras.layers.Dense(cfg.units, activation="tanh", kernel_initializer=init, name="init_h")(
+        image
+    )
+    c0 = keras.layers.Dense(cfg.units, kernel_initializer=init, name="init_c")(image)
     x = keras.layers.Embedding(cfg.vocab_size, cfg.embed_dim, name="embed")(tokens)
     seq = keras.layers.LSTM(cfg.units, return_sequences=True, name="lstm")(
         x, initial_state=[h0, c0]
@@ -96,7 +127,7 @@ def decode(
     model: keras.Model,
     features: tf.Tensor,
     *,
-    beam_size: int = 3,
+    beam_size: int | tf.Tensor = 3,
     max_len: int = 20,
     length_alpha: float = 0.0,
 ) -> BeamResult:

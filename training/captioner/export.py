@@ -1,11 +1,14 @@
 """Export a captioner (encoder + decoder + beam search) under the `captioner` contract.
 
-`serving_default`: `image_bytes: string[B]` (JPEG, PNG, GIF or BMP bytes, decoded,
+`serving_default`: `image_bytes: string[B]` (JPEG, PNG, WebP, GIF or BMP bytes, decoded,
 centre-cropped and resized in the graph) -> `captions: string[B, K]`,
 `log_probs: float32[B, K]`, best first. Beam width K, maximum length and length
-normalisation are fixed here, at export time. The whole search is one graph, so
-TF Serving answers a batch with one RPC. `assets.extra/` carries the vocabulary
-and the model card that caption-service reads.
+normalisation are fixed here, at export time; `caption_beam` takes the beam width
+per image as a second input, for clients that choose it. `feed_image` and
+`inference_step` are Show and Tell's two entry points, for a beam search run by
+the client one word per call (the reference that bench/caption.py measures). The
+whole search is one graph, so TF Serving answers a batch with one RPC.
+`assets.extra/` carries the vocabulary and the model card that caption-service reads.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
-from training.captioner.decoder import decode
+from training.captioner.decoder import FEATURE_KINDS, DecoderStep, decode, encoder_features
 from training.captioner.encoder import images_from_bytes
 from training.captioner.vocab import WordVocab
 
 DEFAULT_BEAM_SIZE = 3  # Show and Tell's
 DEFAULT_MAX_LEN = 20
+# A second signature: image_bytes + beam_size (int32[B]) -> the same outputs.
+BEAM_SIGNATURE = "caption_beam"
 
 
 class Captioner(tf.Module):
@@ -37,19 +42,68 @@ class Captioner(tf.Module):
         beam_size: int = DEFAULT_BEAM_SIZE,
         max_len: int = DEFAULT_MAX_LEN,
         length_alpha: float = 0.0,
+        features: str = "pooled",
     ) -> None:
         super().__init__(name="captioner")
+        if features not in FEATURE_KINDS:
+            raise ValueError(f"unknown feature kind {features!r}; one of {sorted(FEATURE_KINDS)}")
+        self.features = features
         self.encoder, self.decoder = encoder, decoder
         self.words = tf.Variable(list(vocab.words), trainable=False, name="words")
         self.beam_size, self.max_len, self.length_alpha = beam_size, max_len, length_alpha
+        # The state's width is known here, and TF Serving's warm-up needs full shapes.
+        units = decoder.get_layer("lstm").cell.units
+        self.inference_step = tf.function(
+            self._inference_step,
+            input_signature=[
+                tf.TensorSpec([None], tf.int32, name="input_feed"),
+                tf.TensorSpec([None, units], tf.float32, name="state_h"),
+                tf.TensorSpec([None, units], tf.float32, name="state_c"),
+            ],
+        )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def caption(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = self.encoder(images_from_bytes(image_bytes), training=False)["pooled"]
+        return self._caption(image_bytes, self.beam_size)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None], tf.int32, name="beam_size"),
+        ]
+    )
+    def caption_beam(self, image_bytes: tf.Tensor, beam_size: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The same with a beam width per image (`talkative caption --beam-size`).
+
+        K is the largest width asked; an image's results past its own width are empty.
+        """
+        return self._caption(image_bytes, beam_size)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def feed_image(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Show and Tell's `feed_image`: photos -> the decoder's first LSTM state."""
+        outputs = self.encoder(images_from_bytes(image_bytes), training=False)
+        h, c = DecoderStep(self.decoder).initial_state(encoder_features(outputs, self.features))
+        return {"state_h": h, "state_c": c}
+
+    def _inference_step(
+        self, input_feed: tf.Tensor, state_h: tf.Tensor, state_c: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """Show and Tell's `inference_step`: one word for every partial caption, state fed back.
+
+        What a client-side beam search calls once per word (bench/caption.py compares it
+        with the in-graph search).
+        """
+        log_probs, (h, c) = DecoderStep(self.decoder)(input_feed, (state_h, state_c))
+        return {"log_probs": log_probs, "state_h": h, "state_c": c}
+
+    def _caption(self, image_bytes: tf.Tensor, beam_size: int | tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = self.encoder(images_from_bytes(image_bytes), training=False)
+        features = encoder_features(outputs, self.features)
         result = decode(
             self.decoder,
             features,
-            beam_size=self.beam_size,
+            beam_size=beam_size,
             max_len=self.max_len,
             length_alpha=self.length_alpha,
         )
@@ -68,8 +122,13 @@ def export_captioner(
     out_dir = Path(out_dir)
     if (out_dir / "saved_model.pb").exists():
         raise FileExistsError(f"{out_dir} already holds a model; versions are never overwritten")
-    fn = captioner.caption.get_concrete_function()
-    tf.saved_model.save(captioner, str(out_dir), signatures={"serving_default": fn})
+    signatures = {
+        "serving_default": captioner.caption.get_concrete_function(),
+        BEAM_SIGNATURE: captioner.caption_beam.get_concrete_function(),
+        "feed_image": captioner.feed_image.get_concrete_function(),
+        "inference_step": captioner.inference_step.get_concrete_function(),
+    }
+    tf.saved_model.save(captioner, str(out_dir), signatures=signatures)
     extra = out_dir / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
     vocab.save(extra / "vocab.json")
@@ -78,6 +137,7 @@ def export_captioner(
         "beam_size": captioner.beam_size,
         "max_len": captioner.max_len,
         "length_alpha": captioner.length_alpha,
+        "features": captioner.features,
         "vocab_size": len(vocab),
         "parameters": int(captioner.encoder.count_params() + captioner.decoder.count_params()),
         **card,

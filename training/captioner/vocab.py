@@ -66,7 +66,9 @@ class WordVocab:
         return detokenize(words)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"words": list(self.words)}, ensure_ascii=False) + "\n")
+        path.write_text(
+            json.dumps({"words": list(self.words)}, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, path: Path) -> WordVocab:

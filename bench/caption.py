@@ -1,0 +1,191 @@
+"""Captioner speed: in-graph beam search against Show and Tell's one-call-per-word inference.
+
+Both run on the same SavedModel and weights: the exported `serving_default`
+(encoder, beam search and decoding in one graph call) against the reference client
+loop (`feed_image`, then `inference_step` once per word with the LSTM state fed
+back from Python; training/captioner/reference.py). Each is measured twice: through
+the in-process model client, and over TF Serving's gRPC protocol (the Python test
+model server of tests/serving on 127.0.0.1, so every reference step is an RPC, as
+when the model lives in TF Serving; that server is slower than the C++ one, which
+favours the in-graph search). Prints the per-image latency of each and their ratio
+(target: 5x or more), the time beyond the encoder, and images per second at batch 8.
+
+    python bench/caption.py [--repository serving/models] [--model captioner] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_RATIO = 5.0
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Calls:
+    """The captioner's signatures through one model client, called synchronously."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: Any, model: str) -> None:
+        self.loop, self.client, self.model = loop, client, model
+
+    def __call__(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = self.loop.run_until_complete(
+            self.client.predict(self.model, inputs, signature=signature)
+        )
+        return out
+
+    def in_graph(self, images: list[bytes]) -> dict[str, np.ndarray]:
+        return self("serving_default", image_bytes=np.array(images, dtype=object))
+
+    def feed_image(self, image: bytes) -> dict[str, np.ndarray]:
+        return self("feed_image", image_bytes=np.array([image], dtype=object))
+
+    def reference(self, image: bytes, beam: int, max_len: int) -> list[Any]:
+        from training.captioner import reference
+
+        state = self.feed_image(image)
+
+        def step(tokens: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[Any, Any, Any]:
+            out = self("inference_step", input_feed=tokens, state_h=h, state_c=c)
+            return out["log_probs"], out["state_h"], out["state_c"]
+
+        initial = (state["state_h"], state["state_c"])
+        return reference.beam_search(initial, step, beam_size=beam, max_len=max_len)
+
+
+def run_backend(
+    backend: str,
+    calls: Calls,
+    card: dict[str, Any],
+    vocab: list[str],
+    photos: dict[str, bytes],
+    repeats: int,
+) -> None:
+    beam, max_len = int(card["beam_size"]), int(card["max_len"])
+    rows, agree = [], 0
+    for name, data in photos.items():
+        graph_out, ref_out = calls.in_graph([data]), calls.reference(data, beam, max_len)
+        top = graph_out["captions"][0][0]
+        graph_top = top.decode() if isinstance(top, bytes) else str(top)
+        ref_top = " ".join(vocab[w] for w in ref_out[0][0]).replace(" .", ".").replace(" ,", ",")
+        agree += graph_top == ref_top
+        rows.append(
+            (
+                name,
+                _median_seconds(partial(calls.in_graph, [data]), repeats),
+                _median_seconds(partial(calls.reference, data, beam, max_len), repeats),
+                _median_seconds(partial(calls.feed_image, data), repeats),
+                len(ref_out[0][0]),
+            )
+        )
+    print(f"\n[{backend}]")
+    print(f"{'photo':14s} {'words':>5s} {'in-graph ms':>12s} {'reference ms':>13s} {'ratio':>7s}")
+    for name, g, r, _, words in rows:
+        print(f"{name:14s} {words:5d} {g * 1e3:12.1f} {r * 1e3:13.1f} {r / g:6.2f}x")
+    graph_ms = statistics.median(row[1] for row in rows) * 1e3
+    ref_ms = statistics.median(row[2] for row in rows) * 1e3
+    enc_ms = statistics.median(row[3] for row in rows) * 1e3
+    ratio = ref_ms / graph_ms
+    verdict = "met" if ratio >= TARGET_RATIO else "not met"
+    print(
+        f"median per image: in-graph {graph_ms:.1f} ms, reference {ref_ms:.1f} ms -> "
+        f"{ratio:.2f}x (target {TARGET_RATIO:.0f}x: {verdict})"
+    )
+    print(
+        f"encoder call alone {enc_ms:.1f} ms; beyond it, decoding costs {graph_ms - enc_ms:.1f} ms "
+        f"in-graph and {ref_ms - enc_ms:.1f} ms in the reference loop "
+        f"({(ref_ms - enc_ms) / max(graph_ms - enc_ms, 1e-3):.1f}x)"
+    )
+    print(f"same top caption from both: {agree}/{len(rows)}")
+    batch = list(photos.values())[:8]
+    calls.in_graph(batch)
+    seconds = _median_seconds(partial(calls.in_graph, batch), repeats)
+    print(f"batch 8, in-graph: {8 / seconds:.1f} images/s ({seconds * 1e3:.0f} ms per batch)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python bench/caption.py",
+        description="Per-image latency of the exported in-graph beam search against the Show "
+        "and Tell reference inference (Python beam search, one model call per word), and "
+        "images per second at batch 8, on the same weights, called in this process and "
+        "over TF Serving's gRPC protocol.",
+    )
+    parser.add_argument(
+        "--repository",
+        type=Path,
+        default=ROOT / "serving" / "models",
+        help="model repository <name>/<version>/ (default: %(default)s)",
+    )
+    parser.add_argument("--model", default="captioner", help="captioner name (default: captioner)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per photo, median kept (default: 5)"
+    )
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats takes a positive integer")
+
+    from services.model_client import ModelRepository
+    from services.model_client.grpc import GrpcClient
+    from services.model_client.inprocess import InProcessClient
+    from tests.serving.model_server import TestModelServer
+    from training.captioner import offline_photos
+
+    repository = ModelRepository(args.repository)
+    if not repository.versions(args.model):
+        parser.error(f"no model {args.model!r} in {args.repository} (make captioner)")
+    card = repository.card(args.model)
+    vocab = json.loads(
+        (
+            args.repository
+            / args.model
+            / str(repository.resolve(args.model))
+            / "assets.extra"
+            / "vocab.json"
+        ).read_text()
+    )["words"]
+    photos = {p.name: offline_photos.as_bytes(p, "JPEG") for p in offline_photos.PHOTOS}
+    print(
+        f"captioner {args.model} (beam {card['beam_size']}, at most {card['max_len']} words), "
+        f"CPU, {len(photos)} photos, 1 image per call, median of {args.repeats}"
+    )
+    loop = asyncio.new_event_loop()
+    with TestModelServer(args.repository) as server:
+        for name, client in (
+            ("in-process", InProcessClient(repository)),
+            ("gRPC", GrpcClient(server.grpc_target)),
+        ):
+            try:
+                run_backend(
+                    name, Calls(loop, client, args.model), card, vocab, photos, args.repeats
+                )
+            finally:
+                loop.run_until_complete(client.close())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,608 @@
+"""Train the captioner's decoder on an image+caption data set, and export the result.
+
+The encoder is fixed (EfficientNet-Lite0 with ImageNet weights), so a run encodes
+every image once, through the content-keyed feature cache (`features.py`), and then
+trains only the decoder on (features, caption) pairs: each step draws a seeded
+random batch of images and one caption of each. The data set is split by image
+(`datasets.split_dataset`) and the vocabulary comes from the training captions
+alone, so the held-out numbers are about images and words the model never saw.
+BLEU-4 scores the top beam-search caption of each held-out image against all of
+its captions, the way captioning papers report it.
+
+RUN_DIR gets `decoder.weights.h5` (the best held-out step), `decoder_config.json`,
+`vocab.json`, `loss_curve.png` and `metrics.json`; `--export-to` (or
+`python -m training.captioner.export_run`) writes the SavedModel under the
+`captioner` contract with a model card holding those metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from training.captioner.bleu import corpus_bleu
+from training.captioner.datasets import (
+    DATASET_KINDS,
+    CaptionedImage,
+    DatasetError,
+    load_dataset,
+    split_dataset,
+)
+from training.captioner.vocab import UNK_ID, WordVocab, detokenize, tokenize
+from training.tf_threads import configure_threads
+
+if TYPE_CHECKING:
+    import keras
+
+DEFAULT_ENCODER_WEIGHTS = Path("runs/encoder/efficientnet_lite0.weights.h5")
+DEFAULT_FEATURE_CACHE = Path("runs/captioner/feature_cache.npz")
+METRICS = "metrics.json"
+DECODER_WEIGHTS = "decoder.weights.h5"
+DECODER_CONFIG = "decoder_config.json"
+VOCAB = "vocab.json"
+LOSS_CURVE = "loss_curve.png"
+EXAMPLES = 5  # held-out captions shown in metrics.json
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path  # COCO JSON, Flickr caption file or a folder
+    run_dir: Path
+    kind: str = "auto"
+    images_dir: Path | None = None
+    missing_images: str = "skip"
+    encoder_weights: Path = DEFAULT_ENCODER_WEIGHTS
+    feature_cache: Path | None = DEFAULT_FEATURE_CACHE
+    features: str = "pooled"
+    encode_batch_size: int = 32
+    min_count: int = 5
+    max_vocab: int | None = 10_000
+    max_len: int = 20
+    embed_dim: int = 256
+    units: int = 512
+    dropout: float = 0.3
+    steps: int = 5000
+    batch_size: int = 64
+    lr: float = 2e-3
+    clip_norm: float = 5.0
+    seed: int = 0
+    eval_every: int = 250
+    held_out: float = 0.1
+    beam_size: int = 3
+    length_alpha: float = 0.0
+    train_bleu_images: int = 500
+    threads: int = 0
+    export_to: Path | None = None
+    name: str = "captioner"
+    language: str = "en"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
+
+
+def ensure_encoder(weights: Path) -> keras.Model:
+    """The encoder with `weights`, converted from the offline ImageNet weights if missing."""
+    from training.captioner import encoder
+
+    if not weights.exists():
+        print(f"converting the offline EfficientNet-Lite0 ImageNet weights to {weights}")
+        encoder.convert(weights)
+    return encoder.load_encoder(weights)
+
+
+def top_captions(
+    decoder: keras.Model,
+    features: np.ndarray,
+    vocab: WordVocab,
+    *,
+    beam_size: int,
+    max_len: int,
+    length_alpha: float = 0.0,
+    batch_size: int = 64,
+) -> list[list[str]]:
+    """The best beam-search caption of each row of `features`, as words."""
+    import tensorflow as tf
+
+    from training.captioner.decoder import decode
+
+    @tf.function(input_signature=[tf.TensorSpec([None, features.shape[1]], tf.float32)])
+    def best(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        result = decode(
+            decoder, rows, beam_size=beam_size, max_len=max_len, length_alpha=length_alpha
+        )
+        return result.tokens[:, 0], result.lengths[:, 0]
+
+    out: list[list[str]] = []
+    for start in range(0, len(features), batch_size):
+        tokens, lengths = best(tf.constant(features[start : start + batch_size]))
+        for row, length in zip(tokens.numpy(), lengths.numpy(), strict=True):
+            out.append([vocab.words[i] for i in row[:length]])
+    return out
+
+
+def score(
+    decoder: keras.Model,
+    features: np.ndarray,
+    items: Sequence[CaptionedImage],
+    vocab: WordVocab,
+    cfg: TrainConfig,
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """Corpus BLEU-4 of the top caption of each image against all of its captions."""
+    hypotheses = top_captions(
+        decoder,
+        features,
+        vocab,
+        beam_size=cfg.beam_size,
+        max_len=cfg.max_len,
+        length_alpha=cfg.length_alpha,
+    )
+    references = [[tokenize(c) for c in item.captions] for item in items]
+    return corpus_bleu(hypotheses, references).to_dict(), hypotheses
+
+
+def _pairs(
+    items: Sequence[CaptionedImage], features: np.ndarray, vocab: WordVocab, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (image, caption) pair: features repeated per caption, padded token ids."""
+    from training.captioner.decoder import pad_batch
+
+    rows = [i for i, item in enumerate(items) for _ in item.captions]
+    tokens = [vocab.encode(c, max_len) for item in items for c in item.captions]
+    return features[rows], pad_batch(tokens)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run the whole pipeline; returns what it writes to RUN_DIR/metrics.json."""
+    configure_threads(cfg.threads)
+    import keras
+
+    from training.captioner.decoder import FEATURE_KINDS, DecoderConfig, build_decoder, pad_batch
+    from training.captioner.features import encoder_fingerprint, image_features
+    from training.captioner.fit import fit
+    from training.plots import plot_loss_curve
+
+    run = cfg.run_dir
+    if (run / METRICS).exists():
+        raise FileExistsError(f"{run} holds a finished run; use a new --run-dir")
+    if cfg.export_to is not None and (cfg.export_to / "saved_model.pb").exists():
+        raise FileExistsError(f"{cfg.export_to} already holds a model; versions are never reused")
+    if cfg.features not in FEATURE_KINDS:
+        raise ValueError(f"features must be one of {', '.join(FEATURE_KINDS)}")
+    if cfg.missing_images not in ("skip", "error"):
+        raise ValueError("missing_images must be 'skip' or 'error'")
+    started = time.time()
+
+    dataset = load_dataset(
+        cfg.kind,
+        cfg.data,
+        cfg.images_dir,
+        missing="error" if cfg.missing_images == "error" else "skip",
+    )
+    train_items, held_items = split_dataset(dataset.items, held_out=cfg.held_out, seed=cfg.seed)
+    print(
+        f"{dataset.kind} data set {dataset.source}: {len(dataset.items)} images, "
+        f"{dataset.caption_count} captions; {len(train_items)} images to train on, "
+        f"{len(held_items)} held out"
+    )
+
+    encoder = ensure_encoder(cfg.encoder_weights)
+    position = {item.name: i for i, item in enumerate(dataset.items)}
+    all_features, stats = image_features(
+        [item.path for item in dataset.items],
+        encoder,
+        kind=cfg.features,
+        cache_path=cfg.feature_cache,
+        batch_size=cfg.encode_batch_size,
+    )
+    print(
+        f"features: {stats.computed} images encoded, {stats.cached} from the cache "
+        f"({cfg.feature_cache})"
+    )
+    train_features = all_features[[position[item.name] for item in train_items]]
+    held_features = all_features[[position[item.name] for item in held_items]]
+
+    vocab = WordVocab.build(
+        (c for item in train_items for c in item.captions),
+        min_count=cfg.min_count,
+        max_size=cfg.max_vocab,
+    )
+    if len(vocab) <= 4:
+        raise DatasetError(
+            f"no word of the training captions is seen {cfg.min_count} times; lower --min-count"
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    vocab.save(run / VOCAB)
+    dcfg = DecoderConfig(
+        vocab_size=len(vocab),
+        feature_dim=FEATURE_KINDS[cfg.features],
+        features=cfg.features,
+        embed_dim=cfg.embed_dim,
+        units=cfg.units,
+        dropout=cfg.dropout,
+    )
+    (run / DECODER_CONFIG).write_text(json.dumps(dcfg.to_dict(), indent=2) + "\n")
+
+    keras.utils.set_random_seed(cfg.seed)
+    decoder = build_decoder(dcfg)
+    train_tokens = [[vocab.encode(c, cfg.max_len) for c in item.captions] for item in train_items]
+
+    def batches(step: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([cfg.seed, step])
+        images = rng.integers(0, len(train_items), size=cfg.batch_size)
+        chosen = [train_tokens[i][rng.integers(len(train_tokens[i]))] for i in images]
+        return train_features[images], pad_batch(chosen)
+
+    valid = _pairs(held_items, held_features, vocab, cfg.max_len) if held_items else None
+    history = fit(
+        decoder,
+        batches,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        clip_norm=cfg.clip_norm,
+        valid=valid,
+        eval_every=cfg.eval_every,
+        desc=f"train captioner ({dataset.kind})",
+    )
+    decoder.save_weights(run / DECODER_WEIGHTS)
+    plot_loss_curve(
+        run / LOSS_CURVE,
+        history.train,
+        history.valid,
+        title=f"captioner decoder on {dataset.source.name} ({dcfg.units} LSTM units)",
+        ylabel="loss (nats per word)",
+    )
+
+    held_bleu: dict[str, Any] | None = None
+    examples: list[dict[str, Any]] = []
+    if held_items:
+        held_bleu, hypotheses = score(decoder, held_features, held_items, vocab, cfg)
+        examples = [
+            {"image": item.name, "caption": detokenize(words), "references": list(item.captions)}
+            for item, words in list(zip(held_items, hypotheses, strict=True))[:EXAMPLES]
+        ]
+    rng = np.random.default_rng([cfg.seed, 1])
+    sample = min(cfg.train_bleu_images, len(train_items))
+    picked = np.sort(rng.choice(len(train_items), size=sample, replace=False))
+    train_bleu: dict[str, Any] | None = None
+    if sample:
+        train_bleu, _ = score(
+            decoder, train_features[picked], [train_items[i] for i in picked], vocab, cfg
+        )
+        train_bleu["images"] = sample
+
+    held_words = [vocab.encode(c, cfg.max_len)[1:-1] for item in held_items for c in item.captions]
+    unknown = sum(ids.count(UNK_ID) for ids in held_words)
+    window = max(1, min(20, cfg.steps // 10))
+    losses = [loss for _, loss in history.train]
+    metrics: dict[str, Any] = {
+        "held_out_loss": history.best_valid,  # nats per word, at the step kept
+        "bleu4": None if held_bleu is None else held_bleu["bleu"],
+        "bleu4_detail": held_bleu,
+        "bleu4_train": None if train_bleu is None else train_bleu["bleu"],
+        "bleu4_train_detail": train_bleu,
+        "examples": examples,
+        "dataset": dataset.summary(),
+        "split": {
+            "seed": cfg.seed,
+            "held_out_fraction": cfg.held_out,
+            "train_images": len(train_items),
+            "train_captions": sum(len(item.captions) for item in train_items),
+            "held_out_images": len(held_items),
+            "held_out_captions": sum(len(item.captions) for item in held_items),
+        },
+        "vocab": {
+            "size": len(vocab),
+            "min_count": cfg.min_count,
+            "max_size": cfg.max_vocab,
+            "held_out_unknown_rate": unknown / max(1, sum(len(w) for w in held_words)),
+        },
+        "features": {
+            "kind": cfg.features,
+            "cache": None if cfg.feature_cache is None else str(cfg.feature_cache),
+            "encoder_fingerprint": encoder_fingerprint(encoder),
+            **stats.to_dict(),
+        },
+        "decoder": dcfg.to_dict(),
+        "training": {
+            "steps": cfg.steps,
+            "train_loss_first": _mean(losses[:window]),
+            "train_loss_last": _mean(losses[-window:]),
+            "held_out_losses": history.valid,
+            "seconds": round(time.time() - started, 1),
+        },
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+    }
+    (run / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    print(
+        f"BLEU-4 held-out {_fmt(metrics['bleu4'])}, train {_fmt(metrics['bleu4_train'])}; "
+        f"wrote {run}"
+    )
+    if cfg.export_to is not None:
+        export_run(run, cfg.export_to, name=cfg.name, language=cfg.language)
+        print(
+            f"exported to {cfg.export_to}; add TF Serving's warm-up requests with "
+            f"python -m training.serving_warmup {cfg.export_to}"
+        )
+    return metrics
+
+
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    name: str = "captioner",
+    language: str = "en",
+    encoder_weights: Path | None = None,
+    beam_size: int | None = None,
+    max_len: int | None = None,
+    length_alpha: float | None = None,
+) -> dict[str, Any]:
+    """Write a finished run as a `captioner` SavedModel version; returns its model card.
+
+    Beam width, maximum length and length normalisation default to the run's.
+    """
+    from training.captioner.decoder import DecoderConfig, build_decoder
+    from training.captioner.export import Captioner, export_captioner
+
+    metrics_path = run_dir / METRICS
+    if not metrics_path.exists():
+        raise FileNotFoundError(f"{run_dir}: no {METRICS}; is it a finished training run?")
+    if (out_dir / "saved_model.pb").exists():
+        raise FileExistsError(f"{out_dir} already holds a model; versions are never overwritten")
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    config = metrics["config"]
+    dcfg = DecoderConfig.from_dict(json.loads((run_dir / DECODER_CONFIG).read_text()))
+    decoder = build_decoder(dcfg)
+    decoder.load_weights(run_dir / DECODER_WEIGHTS)
+    vocab = WordVocab.load(run_dir / VOCAB)
+    encoder = ensure_encoder(encoder_weights or Path(config["encoder_weights"]))
+    captioner = Captioner(
+        encoder,
+        decoder,
+        vocab,
+        beam_size=beam_size or config["beam_size"],
+        max_len=max_len or config["max_len"],
+        length_alpha=config["length_alpha"] if length_alpha is None else length_alpha,
+        features=dcfg.features,
+    )
+    data = metrics["dataset"]
+    card = {
+        "name": name,
+        "language": language,
+        "description": f"Show and Tell decoder ({dcfg.units} LSTM units) on EfficientNet-Lite0 "
+        f"{dcfg.features} features, trained on {metrics['split']['train_images']} images of "
+        f"{Path(data['source']).name}.",
+        "architecture": {"encoder": "efficientnet_lite0", "decoder": dcfg.to_dict()},
+        "training_corpus": {
+            "name": Path(data["source"]).name,
+            "kind": data["kind"],
+            "images": data["images"],
+            "captions": data["captions"],
+            "split": metrics["split"],
+        },
+        "training": {k: config[k] for k in ("steps", "batch_size", "lr", "seed", "max_len")},
+        "metrics": {
+            "held_out_loss_nats_per_word": metrics["held_out_loss"],
+            "bleu4_held_out": metrics["bleu4"],
+            "bleu4_train": metrics["bleu4_train"],
+        },
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    export_captioner(captioner, vocab, out_dir, card)
+    full: dict[str, Any] = json.loads(
+        (out_dir / "assets.extra" / "model_card.json").read_text(encoding="utf-8")
+    )
+    return full
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    d = TrainConfig(Path(), Path())
+    p = argparse.ArgumentParser(
+        prog="python -m training.captioner.train",
+        description="Train the captioner's decoder on an image+caption data set (COCO captions "
+        "JSON, a Flickr8k/Flickr30k caption file, or a folder of images with captions). Image "
+        "features are cached by content, the vocabulary comes from the training split, and "
+        "RUN_DIR gets decoder.weights.h5, decoder_config.json, vocab.json, loss_curve.png and "
+        "metrics.json (held-out loss and BLEU-4). Missing images are skipped with a warning.",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the data set: a COCO captions .json, a Flickr token/results.csv/captions.txt "
+        "file, or a folder of images with <stem>.txt sidecars or a captions.tsv",
+    )
+    p.add_argument(
+        "--kind",
+        choices=DATASET_KINDS,
+        default=d.kind,
+        help="format of --data; auto: folder for a directory, coco for .json, else flickr",
+    )
+    p.add_argument(
+        "--images-dir",
+        type=Path,
+        default=None,
+        help="where the images named by a COCO or Flickr file are (default: beside the file, "
+        "or the sub-directory of it that holds them)",
+    )
+    p.add_argument(
+        "--missing-images",
+        choices=("skip", "error"),
+        default=d.missing_images,
+        help="what to do with images the annotations name but the images directory lacks",
+    )
+    p.add_argument(
+        "--run-dir", type=Path, required=True, help="new directory for the run's outputs"
+    )
+    p.add_argument(
+        "--encoder-weights",
+        type=Path,
+        default=d.encoder_weights,
+        help="Keras EfficientNet-Lite0 weights; converted from the offline ImageNet weights "
+        "when the file is missing (default: %(default)s)",
+    )
+    p.add_argument(
+        "--feature-cache",
+        type=Path,
+        default=d.feature_cache,
+        help="the .npz of encoder features keyed by image content, shared by runs "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--features",
+        choices=("pooled", "class_probs"),
+        default=d.features,
+        help="what the decoder reads: the pooled 1280-d image features or the 1000 ImageNet "
+        "class probabilities",
+    )
+    p.add_argument(
+        "--encode-batch-size",
+        type=int,
+        default=d.encode_batch_size,
+        help="images per encoder batch when computing features",
+    )
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=d.min_count,
+        help="keep words seen at least this often in the training captions (others are <unk>); "
+        "lower it for small data sets",
+    )
+    p.add_argument(
+        "--max-vocab",
+        type=int,
+        default=d.max_vocab,
+        help="largest vocabulary, special tokens included (0: no limit)",
+    )
+    p.add_argument(
+        "--max-len",
+        type=int,
+        default=d.max_len,
+        help="words of a caption trained on (longer ones are cut) and generated at most",
+    )
+    p.add_argument("--embed-dim", type=int, default=d.embed_dim, help="word embedding size")
+    p.add_argument("--units", type=int, default=d.units, help="LSTM units of the decoder")
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=d.dropout,
+        help="dropout on the image features and the LSTM outputs (0 disables)",
+    )
+    p.add_argument("--steps", type=int, default=d.steps, help="optimisation steps")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="(image, caption) pairs per step: random images, one of their captions each",
+    )
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (Adam, cosine decay)")
+    p.add_argument(
+        "--clip-norm", type=float, default=d.clip_norm, help="clip the global gradient norm"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="random seed: the split, the weights and the batches",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=d.eval_every,
+        help="measure held-out loss every N steps (the best step's weights are kept)",
+    )
+    p.add_argument(
+        "--held-out",
+        type=float,
+        default=d.held_out,
+        help="fraction of the images held out for loss and BLEU-4 (0: none)",
+    )
+    p.add_argument(
+        "--beam-size",
+        type=int,
+        default=d.beam_size,
+        help="beam width for the BLEU-4 captions and the exported model",
+    )
+    p.add_argument(
+        "--length-alpha",
+        type=float,
+        default=d.length_alpha,
+        help="beam-search length normalisation (0: plain log-probability)",
+    )
+    p.add_argument(
+        "--train-bleu-images",
+        type=int,
+        default=d.train_bleu_images,
+        help="training images (a seeded sample) also scored with BLEU-4, to compare with held-out",
+    )
+    p.add_argument(
+        "--threads", type=int, default=d.threads, help="TensorFlow CPU threads (0 = all cores)"
+    )
+    p.add_argument(
+        "--export-to",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="after training, export the captioner here, e.g. serving/models/captioner/2",
+    )
+    p.add_argument(
+        "--name", default=d.name, help="model name for the exported model card (with --export-to)"
+    )
+    p.add_argument(
+        "--language",
+        default=d.language,
+        help="ISO 639-1 language of the captions, for the model card (with --export-to)",
+    )
+    a = p.parse_args(argv)
+    values = vars(a)
+    values["max_vocab"] = values["max_vocab"] or None
+    return TrainConfig(**values)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings about the data set as one plain line, not as a source location."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            metrics = train(cfg)
+    except (DatasetError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summary = {k: metrics[k] for k in ("held_out_loss", "bleu4", "bleu4_train", "examples")}
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,8 +41,7 @@ def exam(captioner: dict[str, Any]) -> dict[str, list[str]]:
     photos = [offline_photos.as_bytes(p, "JPEG") for p in offline_photos.PHOTOS]
     out = serve(image_bytes=tf.constant(photos))["captions"].numpy()
     return {
-        p.name: [c.decode() for c in row]
-        for p, row in zip(offline_photos.PHOTOS, out, strict=True)
+        p.name: [c.decode() for c in row] for p, row in zip(offline_photos.PHOTOS, out, strict=True)
     }
 
 

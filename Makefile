@@ -45,12 +45,14 @@ data/corpora/%/manifest.json: | $(STAMP) system-deps
 
 corpora: data/corpora/kjv_en/manifest.json data/corpora/segond_fr/manifest.json ## build the offline corpora
 
-run: install ## the main job: photos -> captions -> stories, in English and in French
+run: install ## the main job: two photos -> captions -> stories, then the web page (Ctrl-C stops it)
 	$(PYTHON) -m training.captioner.offline_photos --out data/photos
 	@echo
 	$(BIN)/talkative tell data/photos/chelsea.jpg --model char_lstm_en --seed 7
 	@echo
 	$(BIN)/talkative tell data/photos/coffee.jpg --model char_lstm_fr --seed 7
+	@echo
+	$(BIN)/talkative serve
 
 lint: install
 	$(BIN)/ruff check .
@@ -68,6 +70,7 @@ bench: install corpora ## benchmarks (ratios against a baseline measured in the 
 	$(PYTHON) bench/textgen.py
 	$(PYTHON) bench/clients.py
 	$(PYTHON) bench/caption.py
+	$(PYTHON) bench/stories.py
 
 train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \

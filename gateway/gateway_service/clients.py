@@ -31,8 +31,21 @@ RETRYABLE_STATUS = (502, 503, 504)
 class CallTiming:
     """Time spent waiting on a dependency, so the gateway can report its own overhead."""
 
-    ms: float = 0.0
+    ms: float = 0.0  # waiting, as the gateway sees it (the network hop included)
     attempts: int = 0
+    server_ms: float = 0.0  # working, as the dependency reports it (Server-Timing)
+
+
+def server_ms(response: httpx.Response) -> float:
+    """The `app;dur=` of a Server-Timing header, or 0 when there is none."""
+    for metric in response.headers.get("server-timing", "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            try:
+                return float(params[4:])
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def _detail(response: httpx.Response) -> tuple[str, dict[str, Any]]:
@@ -110,6 +123,7 @@ class ServiceClient:
                 continue
             finally:
                 timing.ms += (time.perf_counter() - started) * 1000
+            timing.server_ms += server_ms(response)
             if response.status_code < 400:
                 return response
             detail, extra = _detail(response)

@@ -171,6 +171,13 @@ def test_saturated_service_answers_503_and_counts_it(client: httpx.Client, state
     assert 'route="/slow"' in metrics
 
 
+def test_server_timing_says_how_long_the_service_worked(client: httpx.Client) -> None:
+    # On answers, problems and unknown routes alike (the gateway reads it on all of them).
+    for response in (client.get("/healthz"), client.get("/teapot"), client.get("/nope")):
+        name, _, duration = response.headers["server-timing"].partition(";dur=")
+        assert name == "app" and 0.0 <= float(duration) < 60_000
+
+
 def test_request_id_is_echoed(client: httpx.Client) -> None:
     assert (
         client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"]

@@ -44,10 +44,21 @@ async def list_models(registry: RegistryDep) -> ModelList:
                 language=m.language,
                 description=str(m.card.get("description", "")),
                 parameters=int(m.card.get("parameters", 0)),
-                held_out_loss=m.card.get("held_out_loss", {}),
+                held_out_loss=_figures(m.card.get("held_out_loss", {})),
                 max_new_tokens=m.max_new_tokens,
                 card=m.card,
             )
             for m in registry.models.values()
         ],
     )
+
+
+def _figures(report: object) -> dict[str, float]:
+    """The numbers of a card's held-out report; its notes and nested parts stay in `card`."""
+    if not isinstance(report, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in report.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }

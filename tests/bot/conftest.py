@@ -1,9 +1,11 @@
-"""Fixtures for the bot tests: real HTTP fakes on 127.0.0.1, real photos, bot subprocesses."""
+"""Fixtures for the bot tests: the real gateway, fake social networks on 127.0.0.1 (their
+servers cannot run here), real photos, bot subprocesses."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,10 +25,11 @@ if str(ROOT / "bot-service") not in sys.path:
     sys.path.insert(0, str(ROOT / "bot-service"))
 
 from bot_service.settings import BotSettings  # noqa: E402
-from tests.bot.fakes.gateway import FakeGateway  # noqa: E402
 from tests.bot.fakes.mastodon import TOKEN, FakeMastodon  # noqa: E402
 from tests.bot.fakes.twitter import FakeTwitter  # noqa: E402
-from tests.support.servers import serve  # noqa: E402
+from tests.bot.gateway import CountingGateway  # noqa: E402
+from tests.support.captioner import build_captioner  # noqa: E402
+from tests.support.servers import free_port, serve  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +49,48 @@ def corrupt_photo(photo: bytes) -> bytes:
     return photo[: len(photo) // 3]  # a truncated JPEG: the header is fine, the pixels are not
 
 
+@pytest.fixture(scope="session")
+def bot_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("bot_models")
+    shutil.copytree(tiny_repository / "tiny_en", repo / "tiny_en")
+    build_captioner(repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def services(bot_repository: Path) -> Iterator[tuple[str, str]]:
+    """caption-service and textgen-service, loaded once for the session."""
+    from caption_service.main import create_app as caption_app
+    from caption_service.settings import CaptionSettings
+    from textgen_service.main import create_app as textgen_app
+    from textgen_service.settings import TextgenSettings
+
+    textgen = TextgenSettings(model_repository=bot_repository, default_model="tiny_en")
+    with (
+        serve(caption_app(CaptionSettings(model_repository=bot_repository))) as caption_url,
+        serve(textgen_app(textgen)) as textgen_url,
+    ):
+        yield caption_url, textgen_url
+
+
 @pytest.fixture()
-def gateway() -> Iterator[FakeGateway]:
-    fake = FakeGateway()
-    with serve(fake.app) as url:
-        fake.url = url  # type: ignore[attr-defined]
-        yield fake
+def gateway(services: tuple[str, str]) -> Iterator[CountingGateway]:
+    """A fresh real gateway per test (its counters start at zero); Retry-After is 1 s."""
+    from gateway_service.main import create_app
+    from gateway_service.settings import GatewaySettings
+
+    caption_url, textgen_url = services
+    settings = GatewaySettings(
+        caption_url=caption_url,
+        textgen_url=textgen_url,
+        retries=0,
+        retry_after_s=1,
+        max_new_tokens_limit=500,
+    )
+    counting = CountingGateway(create_app(settings), dead_url=f"http://127.0.0.1:{free_port()}")
+    with serve(counting) as url:
+        counting.url = url
+        yield counting
 
 
 @pytest.fixture()
@@ -70,10 +109,10 @@ def twitter() -> Iterator[FakeTwitter]:
         yield fake
 
 
-def bot_env(tmp_path: Path, gateway: FakeGateway, **overrides: Any) -> dict[str, str]:
+def bot_env(tmp_path: Path, gateway: CountingGateway, **overrides: Any) -> dict[str, str]:
     env = {
         "BOT_STATE_PATH": str(tmp_path / "state.sqlite3"),
-        "BOT_GATEWAY_URL": gateway.url,  # type: ignore[attr-defined]
+        "BOT_GATEWAY_URL": gateway.url,
         "BOT_GATEWAY_TIMEOUT_S": "30",
         "BOT_USER_COOLDOWN_S": "0",
         "BOT_BACKOFF_BASE_S": "0.05",
@@ -87,7 +126,9 @@ def bot_env(tmp_path: Path, gateway: FakeGateway, **overrides: Any) -> dict[str,
     return env
 
 
-def mastodon_env(tmp_path: Path, gateway: FakeGateway, mastodon: FakeMastodon, **kw: Any) -> dict:
+def mastodon_env(
+    tmp_path: Path, gateway: CountingGateway, mastodon: FakeMastodon, **kw: Any
+) -> dict:
     return bot_env(
         tmp_path,
         gateway,
@@ -99,7 +140,7 @@ def mastodon_env(tmp_path: Path, gateway: FakeGateway, mastodon: FakeMastodon, *
     )
 
 
-def twitter_env(tmp_path: Path, gateway: FakeGateway, twitter: FakeTwitter, **kw: Any) -> dict:
+def twitter_env(tmp_path: Path, gateway: CountingGateway, twitter: FakeTwitter, **kw: Any) -> dict:
     return bot_env(
         tmp_path,
         gateway,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot_service.bot import Bot
@@ -12,8 +13,8 @@ from bot_service.gateway_client import GatewayClient
 from bot_service.platforms.mastodon import MastodonPlatform
 from bot_service.store import StateStore
 from tests.bot.conftest import mastodon_env, settings_from
-from tests.bot.fakes.gateway import FakeGateway
 from tests.bot.fakes.mastodon import FakeMastodon
+from tests.bot.gateway import CountingGateway
 
 
 class Clock:
@@ -25,7 +26,7 @@ class Clock:
 
 
 @pytest.fixture()
-def make_bot(tmp_path: Path, gateway: FakeGateway, mastodon: FakeMastodon):
+def make_bot(tmp_path: Path, gateway: CountingGateway, mastodon: FakeMastodon):
     made: list[Bot] = []
 
     def make(clock: Clock | None = None, **overrides) -> Bot:
@@ -119,30 +120,41 @@ def test_per_user_cooldown_and_cap_per_poll(make_bot, mastodon: FakeMastodon, ph
     assert len(mastodon.replies_to(second)) == 1
 
 
-def test_word_filter_retries_then_withholds(
-    make_bot, gateway: FakeGateway, mastodon: FakeMastodon, photo: bytes
+def _caption_of(gateway: CountingGateway, photo: bytes) -> str:
+    answer = httpx.post(
+        f"{gateway.url}/v1/captions", files={"image": ("p.jpg", photo, "image/jpeg")}, timeout=60
+    )
+    answer.raise_for_status()
+    return str(answer.json()["captions"][0]["text"])
+
+
+def test_word_filter_retries_with_new_seeds_then_withholds(
+    make_bot, gateway: CountingGateway, mastodon: FakeMastodon, photo: bytes
 ) -> None:
-    url = mastodon.add_file("p.jpg", photo)
-    retried = mastodon.mention("alice", "", (url,))
-    withheld = mastodon.mention("bob", "", (url,))
-    gateway.next_stories = [
-        "The Dragon ate the town.",  # alice: blocked, new seed...
-        "A quiet tale of lanterns.",  # ...fine
-        "dragon.",  # bob: blocked three times
-        "DRAGON!",
-        "a dragon",
-    ]
+    # Every story starts from the photo's caption, so a caption word trips the filter each time.
+    word = _caption_of(gateway, photo).rstrip(".").split()[-1]
+    sid = mastodon.mention("bob", "", (mastodon.add_file("p.jpg", photo),))
+    bot = make_bot(word_filter=f'["{word.upper()}"]', story_retries_on_filter=2)
+    bot.run_once()
+    (no,) = mastodon.replies_to(sid)
+    assert "not fit to share" in no["content"] and not no["_media"]
+    assert word not in no["content"].lower()
+    assert gateway.story_calls == 3  # the first story and two new seeds
+
+
+def test_word_filter_lets_clean_stories_through(
+    make_bot, gateway: CountingGateway, mastodon: FakeMastodon, photo: bytes
+) -> None:
+    sid = mastodon.mention("alice", "", (mastodon.add_file("p.jpg", photo),))
     bot = make_bot(word_filter='["dragon"]', story_retries_on_filter=2)
     bot.run_once()
-    (ok,) = mastodon.replies_to(retried)
-    assert "lanterns" in ok["content"] and "ragon" not in ok["content"] and ok["_media"]
-    (no,) = mastodon.replies_to(withheld)
-    assert "not fit to share" in no["content"] and not no["_media"]
-    assert gateway.story_calls == 5
+    (ok,) = mastodon.replies_to(sid)
+    assert ok["_media"] and "not fit to share" not in ok["content"]
+    assert gateway.story_calls == 1
 
 
 def test_gateway_outage_backs_off_without_spending_attempts(
-    make_bot, gateway: FakeGateway, mastodon: FakeMastodon, photo: bytes
+    make_bot, gateway: CountingGateway, mastodon: FakeMastodon, photo: bytes
 ) -> None:
     url = mastodon.add_file("p.jpg", photo)
     sid = mastodon.mention("alice", "", (url,))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import mastodon_env, run_bot, twitter_env
-from tests.bot.fakes.gateway import FakeGateway
 from tests.bot.fakes.mastodon import FakeMastodon
 from tests.bot.fakes.twitter import FakeTwitter
+from tests.bot.gateway import CountingGateway
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_mastodon_killed_and_restarted(
     stories: int,
     posts: int,
     tmp_path: Path,
-    gateway: FakeGateway,
+    gateway: CountingGateway,
     mastodon: FakeMastodon,
     photo: bytes,
 ) -> None:
@@ -51,7 +51,7 @@ def test_mastodon_killed_and_restarted(
 
 
 def test_twitter_killed_after_post_finds_its_reply(
-    tmp_path: Path, gateway: FakeGateway, twitter: FakeTwitter, photo: bytes
+    tmp_path: Path, gateway: CountingGateway, twitter: FakeTwitter, photo: bytes
 ) -> None:
     url = twitter.add_file("photo.jpg", photo)
     sids = [twitter.mention(f"user{i}", "", (url,)) for i in range(2)]

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from tests.bot.conftest import mastodon_env, start_bot, stop_bot
-from tests.bot.fakes.gateway import FakeGateway
 from tests.bot.fakes.mastodon import FakeMastodon
+from tests.bot.gateway import CountingGateway
 from tests.support.servers import free_port
 
 
@@ -30,7 +30,7 @@ def _get(url: str) -> httpx.Response | None:
 
 
 def test_loop_survives_gateway_outage_serves_health_and_stops_cleanly(
-    tmp_path: Path, gateway: FakeGateway, mastodon: FakeMastodon, photo: bytes
+    tmp_path: Path, gateway: CountingGateway, mastodon: FakeMastodon, photo: bytes
 ) -> None:
     url = mastodon.add_file("p.jpg", photo)
     sids = [mastodon.mention(f"u{i}", "", (url,)) for i in range(2)]

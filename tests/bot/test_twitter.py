@@ -7,17 +7,17 @@ from pathlib import Path
 from twitter.twitter_utils import calc_expected_status_length
 
 from tests.bot.conftest import run_bot, twitter_env
-from tests.bot.fakes.gateway import FakeGateway
 from tests.bot.fakes.twitter import FakeTwitter
+from tests.bot.gateway import CountingGateway
 
 
 def test_mentions_answered_within_280_with_alt_text(
-    tmp_path: Path, gateway: FakeGateway, twitter: FakeTwitter, photo: bytes
+    tmp_path: Path, gateway: CountingGateway, twitter: FakeTwitter, photo: bytes
 ) -> None:
     url = twitter.add_file("photo.jpg", photo)
     a = twitter.mention("alice", "tell me a story", (url,))
     b = twitter.mention("bob", "and me", (url,))
-    env = twitter_env(tmp_path, gateway, twitter, story_max_new_tokens=800)
+    env = twitter_env(tmp_path, gateway, twitter, story_max_new_tokens=480)
 
     result = run_bot(env, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -38,7 +38,7 @@ def test_mentions_answered_within_280_with_alt_text(
 
 
 def test_429_on_mentions_waits_for_reset(
-    tmp_path: Path, gateway: FakeGateway, twitter: FakeTwitter, photo: bytes
+    tmp_path: Path, gateway: CountingGateway, twitter: FakeTwitter, photo: bytes
 ) -> None:
     url = twitter.add_file("photo.jpg", photo)
     sid = twitter.mention("carol", "", (url,))
@@ -54,7 +54,7 @@ def test_429_on_mentions_waits_for_reset(
     assert polls[1][0] >= twitter.resets["/1.1/statuses/mentions_timeline.json"]
 
 
-def test_missing_credentials_is_a_clear_error(tmp_path: Path, gateway: FakeGateway) -> None:
+def test_missing_credentials_is_a_clear_error(tmp_path: Path, gateway: CountingGateway) -> None:
     from tests.bot.conftest import bot_env
 
     result = run_bot(bot_env(tmp_path, gateway, platform="twitter"), tmp_path)

@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q tensorflow-cpu==2.21.0
 	$(BIN)/pip install -q --no-deps tensorflow-serving-api==2.21.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# KerasHub for the GPT-2 preset import (its requirements would also pull the GPU wheel).
+	$(BIN)/pip install -q --no-deps keras-hub==0.32.0
 	touch $@
 
 install: $(STAMP) ## create .venv with everything (idempotent)
@@ -71,6 +73,7 @@ bench: install corpora ## benchmarks (ratios against a baseline measured in the 
 	$(PYTHON) bench/clients.py
 	$(PYTHON) bench/caption.py
 	$(PYTHON) bench/stories.py
+	$(PYTHON) bench/gpt2.py
 
 train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \

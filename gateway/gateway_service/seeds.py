@@ -108,7 +108,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "hill": ("colline", "f"), "snow": ("neige", "f"), "sky": ("ciel", "m"), "sun": ("soleil", "m"),
     "wave": ("vague", "f"), "rock": ("rocher", "m"), "stone": ("pierre", "f"),
     "food": ("nourriture", "f"), "bread": ("pain", "m"), "plate": ("assiette", "f"),
-    "cup": ("coupe", "f"), "bowl": ("bol", "m"), "pizza": ("pizza", "f"), "cake": ("gâteau", "m"),
+    "cup": ("tasse", "f"), "bowl": ("bol", "m"), "pizza": ("pizza", "f"), "cake": ("gâteau", "m"),
     "fruit": ("fruit", "m"), "wine": ("vin", "m"), "book": ("livre", "m"), "hat": ("chapeau", "m"),
     "shirt": ("chemise", "f"), "suit": ("costume", "m"), "uniform": ("uniforme", "m"),
     "rocket": ("fusée", "f"), "astronaut": ("astronaute", "m"), "flag": ("drapeau", "m"),
@@ -123,6 +123,21 @@ NOUNS: dict[str, tuple[str, str]] = {
     "front": ("devant", "m"), "middle": ("milieu", "m"), "animal": ("animal", "m"),
     "animals": ("animaux", "p"), "vase": ("vase", "m"), "mug": ("tasse", "f"),
     "glasses": ("lunettes", "p"), "tie": ("cravate", "f"), "woods": ("bois", "p"),
+    # The default captioner's group words (serving/models/captioner, ImageNet classes).
+    "close-up": ("gros plan", "m"), "view": ("vue", "f"), "vehicle": ("véhicule", "m"),
+    "moped": ("mobylette", "f"), "scooter": ("scooter", "m"), "tripod": ("trépied", "m"),
+    "camera": ("appareil photo", "m"), "daisy": ("marguerite", "f"), "palace": ("palais", "m"),
+    "landscape": ("paysage", "m"), "insect": ("insecte", "m"), "butterfly": ("papillon", "m"),
+    "snake": ("serpent", "m"), "lizard": ("lézard", "m"), "turtle": ("tortue", "f"),
+    "crocodile": ("crocodile", "m"), "monkey": ("singe", "m"), "ape": ("grand singe", "m"),
+    "lemur": ("lémurien", "m"), "panda": ("panda", "m"), "rabbit": ("lapin", "m"),
+    "fox": ("renard", "m"), "wolf": ("loup", "m"), "spider": ("araignée", "f"),
+    "crab": ("crabe", "m"), "lobster": ("homard", "m"), "mushroom": ("champignon", "m"),
+    "drink": ("boisson", "f"), "vegetables": ("légumes", "p"), "amphibian": ("amphibien", "m"),
+    "aircraft": ("avion", "m"), "instrument": ("instrument", "m"), "daisies": ("marguerites", "p"),
+    "sea_creature": ("créature marine", "f"), "sea_mammal": ("mammifère marin", "m"),
+    "big_cat": ("grand félin", "m"), "wild_dog": ("chien sauvage", "m"),
+    "piece_of_furniture": ("meuble", "m"), "missile": ("missile", "m"),
 }
 # adjective -> (masculine, feminine); placed after the noun in French.
 ADJECTIVES: dict[str, tuple[str, str]] = {
@@ -136,6 +151,8 @@ ADJECTIVES: dict[str, tuple[str, str]] = {
     "empty": ("vide", "vide"), "wooden": ("de bois", "de bois"), "busy": ("animé", "animée"),
     "snowy": ("enneigé", "enneigée"), "grassy": ("herbeux", "herbeuse"),
     "sandy": ("de sable", "de sable"), "tabby": ("tigré", "tigrée"),
+    "espresso": ("expresso", "expresso"), "musical": ("de musique", "de musique"),
+    "military": ("militaire", "militaire"),
 }
 WORDS: dict[str, str] = {
     "on": "sur", "in": "dans", "at": "à", "with": "avec", "of": "de", "under": "sous",
@@ -151,6 +168,7 @@ WORDS: dict[str, str] = {
     "in_front_of": "devant", "on_top_of": "sur", "next_to": "à côté de",
     "close_to": "près de", "a_couple_of": "deux", "a_lot_of": "beaucoup de",
     "smiling": "qui sourit", "sleeping": "qui dort", "there": "là", "it": "il",
+    "skiing": "qui skie", "for": "pour", "ready": "prêt",
 }
 # fmt: on
 # Verb forms after a plural subject, and participles agreed with the last noun (m, f, p).
@@ -185,6 +203,11 @@ PHRASES = {
     "close to": "close_to",
     "a couple of": "a_couple_of",
     "a lot of": "a_lot_of",
+    "sea creature": "sea_creature",
+    "sea mammal": "sea_mammal",
+    "big cat": "big_cat",
+    "wild dog": "wild_dog",
+    "piece of furniture": "piece_of_furniture",
 }
 NUMBERS = {"a_couple_of", "a_lot_of", "two", "three", "four", "several", "some", "many"}
 

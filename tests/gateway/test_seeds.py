@@ -147,3 +147,16 @@ def test_french_models_get_french_seeds() -> None:
     seed = make_seed("a man riding a horse on a beach", profile)
     assert seed.language == "fr" and seed.translated and seed.style == "verse"
     assert seed.text.startswith("Et il arriva") and "un homme qui monte un cheval" in seed.text
+
+
+def test_the_default_captioners_group_captions_all_have_a_french_rendering() -> None:
+    # What the default captioner says when it hesitates ("a dog.", "a photo of a person.")
+    # reaches French models translated, not half in English.
+    from training.captioner import imagenet_captions
+
+    captions = {c for i in range(1000) for c in imagenet_captions.hypernym_captions(i) or ()}
+    assert len(captions) > 50
+    for caption in captions:
+        french, complete = to_french(tidy_caption(caption))
+        assert complete, (caption, french)
+    assert to_french("a cup of espresso coffee") == ("une tasse de café expresso", True)

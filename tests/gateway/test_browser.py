@@ -66,7 +66,7 @@ def test_photo_to_story_and_card(page: Any, tmp_path: Path, jpeg: bytes) -> None
     page.select_option("#model", "tiny_en")
     page.select_option("#style", "verse")
     page.set_input_files("#image", str(photo))
-    assert page.is_visible("#preview")
+    page.wait_for_selector("#preview", state="visible", timeout=0)  # shown once it has loaded
     page.click("#tell")
     page.wait_for_selector("#result", state="visible", timeout=0)
     caption = page.inner_text("#caption")

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,13 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.servers import free_port  # noqa: E402
+
 TARGET_SHARE = 0.10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_stack(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
@@ -51,9 +46,9 @@ def _start_stack(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]
         "--port",
         str(port),
         "--caption-port",
-        str(_free_port()),
+        str(free_port()),
         "--textgen-port",
-        str(_free_port()),
+        str(free_port()),
         "--models-dir",
         str(args.repository),
         "--text-models",
@@ -151,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.captioner import offline_photos
 
     photos = [(p.name, offline_photos.as_bytes(p, "JPEG")) for p in offline_photos.PHOTOS]
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     stack = _start_stack(args, port)
     try:

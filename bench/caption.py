@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -25,13 +24,16 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from training.captioner.vocab import WordVocab
 
 TARGET_RATIO = 5.0
 
@@ -80,7 +82,7 @@ def run_backend(
     backend: str,
     calls: Calls,
     card: dict[str, Any],
-    vocab: list[str],
+    vocab: WordVocab,
     photos: dict[str, bytes],
     repeats: int,
 ) -> None:
@@ -90,7 +92,7 @@ def run_backend(
         graph_out, ref_out = calls.in_graph([data]), calls.reference(data, beam, max_len)
         top = graph_out["captions"][0][0]
         graph_top = top.decode() if isinstance(top, bytes) else str(top)
-        ref_top = " ".join(vocab[w] for w in ref_out[0][0]).replace(" .", ".").replace(" ,", ",")
+        ref_top = vocab.decode(ref_out[0][0])
         agree += graph_top == ref_top
         rows.append(
             (
@@ -153,20 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     from services.model_client.inprocess import InProcessClient
     from tests.serving.model_server import TestModelServer
     from training.captioner import offline_photos
+    from training.captioner.vocab import WordVocab
 
     repository = ModelRepository(args.repository)
     if not repository.versions(args.model):
         parser.error(f"no model {args.model!r} in {args.repository} (make captioner)")
     card = repository.card(args.model)
-    vocab = json.loads(
-        (
-            args.repository
-            / args.model
-            / str(repository.resolve(args.model))
-            / "assets.extra"
-            / "vocab.json"
-        ).read_text()
-    )["words"]
+    version_dir = args.repository / args.model / str(repository.resolve(args.model))
+    vocab = WordVocab.load(version_dir / "assets.extra" / "vocab.json")
     photos = {p.name: offline_photos.as_bytes(p, "JPEG") for p in offline_photos.PHOTOS}
     print(
         f"captioner {args.model} (beam {card['beam_size']}, at most {card['max_len']} words), "

@@ -14,6 +14,7 @@ from training.captioner.decoder import (
     build_decoder,
     captions,
     decode,
+    encoder_features,
     masked_loss,
     pad_batch,
     teacher_forcing,
@@ -110,3 +111,14 @@ def test_a_trained_decoder_recalls_each_caption_in_the_graph() -> None:
         assert all(-0.5 < lp <= 0 for _, lp in best)
     ranked = captions(in_graph(features), vocab)[0]
     assert ranked[0][1] >= ranked[1][1] >= ranked[2][1]
+
+
+def test_unknown_feature_kinds_are_refused() -> None:
+    # A typo must fail loudly, not silently feed the decoder the pooled features.
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        DecoderConfig(vocab_size=12, features="probs")
+    outputs = {"pooled": tf.zeros([1, 1280]), "logits": tf.zeros([1, 1000])}
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        encoder_features(outputs, "probs")
+    probs = encoder_features(outputs, "class_probs")
+    np.testing.assert_allclose(probs.numpy().sum(), 1.0, rtol=1e-6)

@@ -185,13 +185,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     # The teacher allows any template of its chosen phrase.
-    allowed = []
-    for p in held_probs[:1024]:
-        index, use_group = synthetic.teacher(p, table)
-        phrases = (ic.hypernym_captions(index) if use_group else None) or ic.specific_captions(
-            index
-        )
-        allowed.append({c for c in phrases})
+    allowed = [
+        set(synthetic.teacher_captions(*synthetic.teacher(p, table))) for p in held_probs[:1024]
+    ]
     agreement = _agreement(decoder, vocab, held_probs[:1024], allowed)
 
     captioner = Captioner(

@@ -63,8 +63,13 @@ def teacher(probs: np.ndarray, table: ClassTable) -> tuple[int, bool]:
     return top, hesitant
 
 
+def teacher_captions(index: int, use_group: bool) -> tuple[str, ...]:
+    """The captions the teacher allows: the group's when asked and it has one, else the class's."""
+    return (ic.hypernym_captions(index) if use_group else None) or ic.specific_captions(index)
+
+
 def caption_for(index: int, use_group: bool, rng: np.random.Generator) -> str:
-    options = (ic.hypernym_captions(index) if use_group else None) or ic.specific_captions(index)
+    options = teacher_captions(index, use_group)
     weights = np.array(TEMPLATE_WEIGHTS[: len(options)])
     return options[int(rng.choice(len(options), p=weights / weights.sum()))]
 

@@ -105,6 +105,15 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_path
         train(TrainConfig(run_dir=tmp_path / "b", **{**cfg, "units": 8}))  # type: ignore[arg-type]
 
 
+def test_a_corpus_too_small_for_one_batch_is_refused(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("Too short to fill one batch.\n", encoding="utf-8")
+    (corpus / "valid.txt").write_text("Short.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="needs at least"):
+        train(TrainConfig(corpus=corpus, run_dir=tmp_path / "run", batch_size=4, seq_len=16))
+
+
 def test_stream_windows_are_contiguous() -> None:
     data = np.arange(1000, dtype=np.int32)
     windows = stream_windows(data, batch=4, seq_len=10, offset=3)

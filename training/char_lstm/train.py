@@ -116,6 +116,18 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     valid_text = "".join(c for c in valid_text if c in known)
     vocab.save(run / "vocab.json")
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    # A corpus too small for one batch would make the epoch plan empty (and loop forever).
+    need = cfg.batch_size * (cfg.seq_len + 1) + cfg.seq_len
+    if len(train_ids) < need:
+        raise ValueError(
+            f"{cfg.corpus}/train.txt has {len(train_ids):,} characters; batch size "
+            f"{cfg.batch_size} x sequence length {cfg.seq_len} needs at least {need:,}"
+        )
+    if len(valid_ids) < 2 * cfg.eval_streams:
+        raise ValueError(
+            f"{cfg.corpus}/valid.txt has {len(valid_ids):,} usable characters; "
+            f"{cfg.eval_streams} evaluation streams need at least {2 * cfg.eval_streams}"
+        )
 
     mcfg = CharLSTMConfig(len(vocab), cfg.embed_dim, cfg.units, cfg.layers, cfg.dropout)
     model = build_model(mcfg)

@@ -57,10 +57,14 @@ class CorpusManifest:
     split_rule: str
     files: dict[str, dict[str, object]] = field(default_factory=dict)
     documents: dict[str, list[str]] = field(default_factory=dict)
+    # Crawled corpora: where each document came from, and what the builder left out and why.
+    sources: dict[str, dict[str, object]] = field(default_factory=dict)
+    dropped: list[dict[str, object]] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, ensure_ascii=False) + "\n"
+        data = {k: v for k, v in self.__dict__.items() if v or k not in ("sources", "dropped")}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def every_nth(documents: Sequence[Document], n: int) -> set[str]:

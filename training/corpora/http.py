@@ -5,8 +5,9 @@ them gets blocked (and deserves to). Every request made through `PoliteClient`
 
 - is checked against the host's robots.txt (cached on disk for a day, so a resumed
   crawl does not fetch it again),
-- waits until at least `1 / rate` seconds (and the robots.txt Crawl-delay, when
-  longer) have passed since the previous request to the same host,
+- waits until at least `1 / rate` seconds (or the robots.txt Crawl-delay or
+  Request-rate, when longer) have passed since the previous request to the same host
+  started *and* ended, so the rate the server measures never exceeds the limit,
 - carries a User-Agent that names the tool and where to complain,
 - has connect and read timeouts, so a stalled server never hangs the crawl,
 - is retried on timeouts, dropped connections, 429 and 5xx with exponential
@@ -24,7 +25,7 @@ import random
 import threading
 import time
 import urllib.robotparser
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +89,12 @@ class Politeness:
 
 
 class RateLimiter:
-    """At least `interval` seconds between the starts of two requests to the same host."""
+    """At least `interval` seconds between two requests to the same host.
+
+    The gap is counted from the *end* of the previous request (`done`) as well as from its
+    start, so the server never sees two requests closer than `interval`, however long the
+    connection set-up of either took: the rate the server measures is the rate we promise.
+    """
 
     def __init__(
         self,
@@ -99,23 +105,101 @@ class RateLimiter:
         self.interval = interval
         self._clock = clock
         self._sleep = sleep
-        self._next: dict[str, float] = {}
+        self._last: dict[str, float] = {}  # start or end of the latest request, the later
+        self._hold: dict[str, float] = {}  # no request before this (Retry-After, backoff)
         self._lock = threading.Lock()
 
     def wait(self, host: str, interval: float | None = None) -> None:
+        """Block until a request to `host` may start; `interval` (Crawl-delay) can only slow."""
         gap = self.interval if interval is None else max(self.interval, interval)
         with self._lock:  # one waiter at a time: concurrent callers are serialised, not bunched
             now = self._clock()
-            ready = self._next.get(host, now)
+            last = self._last.get(host)
+            ready = max(self._hold.get(host, now), now if last is None else last + gap)
             if ready > now:
                 self._sleep(ready - now)
                 now = self._clock()
-            self._next[host] = now + gap
+            self._last[host] = now
+
+    def done(self, host: str) -> None:
+        """The request that the last `wait` let through has finished: the gap counts from now."""
+        with self._lock:
+            self._last[host] = self._clock()
 
     def defer(self, host: str, seconds: float) -> None:
-        """Push the next allowed request to `host` at least `seconds` from now (Retry-After)."""
+        """No request to `host` for at least `seconds` from now (Retry-After, backoff)."""
         with self._lock:
-            self._next[host] = max(self._next.get(host, 0.0), self._clock() + seconds)
+            self._hold[host] = max(self._hold.get(host, 0.0), self._clock() + seconds)
+
+
+class Robots(urllib.robotparser.RobotFileParser):
+    """urllib's robots.txt rules, plus the delays it drops.
+
+    urllib reads `Crawl-delay` only when it is a whole number and ignores the group's
+    `Request-rate` when asked for a delay; sites write "Crawl-delay: 0.5" and
+    "Request-rate: 1/5", so both are read here, the slower one winning.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._delays: list[tuple[list[str], float]] = []
+
+    def parse(self, lines: Iterable[str]) -> None:
+        lines = list(lines)
+        super().parse(lines)
+        self._delays = _group_delays(lines)
+
+    def crawl_delay(self, useragent: str) -> float | None:  # type: ignore[override]
+        token = useragent.split("/")[0].lower()
+        fallback: float | None = None
+        for agents, delay in self._delays:
+            if any(a != "*" and a in token for a in agents):
+                return delay
+            if "*" in agents and fallback is None:
+                fallback = delay
+        return fallback
+
+
+def _group_delays(lines: list[str]) -> list[tuple[list[str], float]]:
+    """(user agents of a group, seconds between requests) for every group that sets one."""
+    groups: list[tuple[list[str], float]] = []
+    agents: list[str] = []
+    delay: float | None = None
+    in_rules = False
+
+    def close() -> None:
+        if agents and delay is not None:
+            groups.append((agents, delay))
+
+    for raw in lines:
+        key, _, value = raw.split("#", 1)[0].partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "user-agent":
+            if in_rules:  # a new group starts
+                close()
+                agents, delay, in_rules = [], None, False
+            agents.append(value.lower())
+        elif key in ("crawl-delay", "request-rate"):
+            in_rules = True
+            seconds = _delay_seconds(key, value)
+            if seconds is not None:
+                delay = max(delay or 0.0, seconds)
+        elif key:
+            in_rules = True
+    close()
+    return groups
+
+
+def _delay_seconds(key: str, value: str) -> float | None:
+    try:
+        if key == "crawl-delay":
+            seconds = float(value)
+        else:  # "n/s": n requests every s seconds (an "m" or "h" suffix is rare; seconds assumed)
+            n, _, per = value.partition("/")
+            seconds = float(per.rstrip("smh") or "nan") / float(n)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return seconds if seconds >= 0 and seconds == seconds else None
 
 
 @dataclass
@@ -124,7 +208,7 @@ class RobotsCache:
 
     path: Path | None = None
     ttl: float = ROBOTS_TTL_S
-    _parsers: dict[str, urllib.robotparser.RobotFileParser] = field(default_factory=dict)
+    _parsers: dict[str, Robots] = field(default_factory=dict)
 
     def _load_disk(self) -> dict[str, dict[str, object]]:
         if self.path is None or not self.path.exists():
@@ -135,7 +219,7 @@ class RobotsCache:
         except (OSError, ValueError):
             return {}
 
-    def get(self, origin: str) -> urllib.robotparser.RobotFileParser | None:
+    def get(self, origin: str) -> Robots | None:
         if origin in self._parsers:
             return self._parsers[origin]
         entry = self._load_disk().get(origin)
@@ -145,7 +229,7 @@ class RobotsCache:
         self._parsers[origin] = parser
         return parser
 
-    def put(self, origin: str, status: int, text: str) -> urllib.robotparser.RobotFileParser:
+    def put(self, origin: str, status: int, text: str) -> Robots:
         parser = self._parse(str(status), text)
         self._parsers[origin] = parser
         # An outage (5xx) is remembered for this run only, not for a day on disk.
@@ -159,8 +243,8 @@ class RobotsCache:
         return parser
 
     @staticmethod
-    def _parse(status: str, text: str) -> urllib.robotparser.RobotFileParser:
-        parser = urllib.robotparser.RobotFileParser()
+    def _parse(status: str, text: str) -> Robots:
+        parser = Robots()
         code = int(status)
         if code in (401, 403) or code >= 500:
             # Access-controlled (urllib's convention) or unreachable (RFC 9309: an
@@ -216,7 +300,7 @@ class PoliteClient:
 
     # -- robots.txt -------------------------------------------------------------------------
 
-    def _robots_for(self, url: str) -> urllib.robotparser.RobotFileParser | None:
+    def _robots_for(self, url: str) -> Robots | None:
         if not self.politeness.respect_robots:
             return None
         parts = urlsplit(url)
@@ -298,6 +382,8 @@ class PoliteClient:
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 # Connection refused or reset, body cut short (RemoteProtocolError)...
                 last_reason, last_status = f"{type(exc).__name__}: {exc}", None
+            finally:
+                self.limiter.done(host)
             if attempt == p.retries:
                 break
             # The rate limiter sleeps before the next attempt: deferring it (rather than

@@ -230,9 +230,7 @@ def run_scripts(args: argparse.Namespace) -> CorpusManifest:
                 genre, args.limit, progress=not args.no_progress, refresh=args.refresh
             )
     unique = list({e.url: e for e in entries}.values())  # a film listed under two genres
-    sources = {
-        e.title: SourceInfo(e.url, e.sha256, e.fetched, {"genre": e.genre}) for e in unique
-    }
+    sources = {e.title: SourceInfo(e.url, e.sha256, e.fetched, {"genre": e.genre}) for e in unique}
     config = BuildConfig(
         name=out.name,
         language="en",
@@ -255,19 +253,23 @@ def run_gutenberg(args: argparse.Namespace) -> CorpusManifest:
     out = args.out or Path("data/corpora") / f"gutenberg_{language}"
     with GutenbergClient(args.mirror, args.cache, _politeness(args)) as client:
         books = select(
-            client.catalog(args.catalog), language=language, author=args.author,
+            client.catalog(args.catalog),
+            language=language,
+            author=args.author,
             subject=args.subject,
         )
         if not books:
             wanted = ", ".join(
                 f"{k}={v!r}"
-                for k, v in (("language", language), ("author", args.author),
-                             ("subject", args.subject))
+                for k, v in (
+                    ("language", language),
+                    ("author", args.author),
+                    ("subject", args.subject),
+                )
                 if v
             )
             raise ValueError(f"the catalogue has no book matching {wanted}")
-        entries = client.fetch(books, int(args.max_mb * 1_000_000),
-                               progress=not args.no_progress)
+        entries = client.fetch(books, int(args.max_mb * 1_000_000), progress=not args.no_progress)
     docs = list(book_documents(args.cache, entries))
     sources = {
         doc.title: SourceInfo(e.url, e.sha256, e.fetched, {"id": e.id, "encoding": e.encoding})

@@ -251,8 +251,9 @@ class GutenbergClient:
         failed = {i for i, r in self.failures().items() if r.get("kind") != "network"}
         out: list[BookEntry] = []
         total = 0
-        bar = tqdm(total=max_bytes, unit="B", unit_scale=True, desc="gutenberg",
-                   disable=not progress)
+        bar = tqdm(
+            total=max_bytes, unit="B", unit_scale=True, desc="gutenberg", disable=not progress
+        )
         try:
             for book in books:
                 if total >= max_bytes:
@@ -344,8 +345,14 @@ class GutenbergClient:
         )
 
     def _record_failure(self, book: Book, exc: BookFailure) -> None:
-        record = {"id": book.id, "title": book.title, "kind": exc.kind, "reason": exc.reason,
-                  "url": exc.url, "date": today()}
+        record = {
+            "id": book.id,
+            "title": book.title,
+            "kind": exc.kind,
+            "reason": exc.reason,
+            "url": exc.url,
+            "date": today(),
+        }
         self._append(self.failures_path, json.dumps(record, ensure_ascii=False))
 
     @staticmethod

@@ -26,8 +26,17 @@ from dataclasses import dataclass
 
 _DECLARED = re.compile(rb"Character set encoding:[ \t]*([A-Za-z0-9_.:\-]+)", re.IGNORECASE)
 # Names the header uses for the 8-bit Western encodings, which we tell apart ourselves.
-_WESTERN = {"latin-1", "latin1", "iso-8859-1", "iso8859-1", "iso-latin-1", "cp1252",
-            "windows-1252", "ascii", "us-ascii"}
+_WESTERN = {
+    "latin-1",
+    "latin1",
+    "iso-8859-1",
+    "iso8859-1",
+    "iso-latin-1",
+    "cp1252",
+    "windows-1252",
+    "ascii",
+    "us-ascii",
+}
 _C1 = re.compile(rb"[\x80-\x9f]")
 
 # Characters that bytes 0x80-0xBF become when read as CP1252 (or Latin-1 for the five bytes
@@ -39,9 +48,13 @@ for _b in range(0x80, 0x100):
     # 0x81, 0x8D, 0x8F, 0x90, 0x9D are undefined in CP1252: only their Latin-1 control.
     with contextlib.suppress(UnicodeDecodeError):
         _CP1252_TO_BYTE[bytes([_b]).decode("cp1252")] = _b
-_CONT = "".join(
-    sorted({c for c, b in _CP1252_TO_BYTE.items() if 0x80 <= b < 0xC0})
-).replace("\\", "\\\\").replace("]", "\\]").replace("^", "\\^").replace("-", "\\-")
+_CONT = (
+    "".join(sorted({c for c, b in _CP1252_TO_BYTE.items() if 0x80 <= b < 0xC0}))
+    .replace("\\", "\\\\")
+    .replace("]", "\\]")
+    .replace("^", "\\^")
+    .replace("-", "\\-")
+)
 
 
 def _chars_for(lo: int, hi: int) -> str:

@@ -60,14 +60,14 @@ def test_normalise_folds_typography_spaces_and_blank_runs() -> None:
         "\tTabbed\x0c line\u200b here   \r\n\r\n\r\n\r\nNext  paragraph."
     )
     assert normalise_document(raw) == (
-        '"Quoted" \'word\' - and more...\nTabbed line here\n\nNext paragraph.'
+        "\"Quoted\" 'word' - and more...\nTabbed line here\n\nNext paragraph."
     )
 
 
 def test_normalise_keeps_accents_and_is_idempotent() -> None:
     text = "L\u2019\u00e9t\u00e9 \u00ab br\u00fblant \u00bb, nai\u0308ve."
     once = normalise_document(text)
-    assert once == "L'été \" brûlant \", naïve."
+    assert once == 'L\'été " brûlant ", naïve.'
     assert normalise_document(once) == once
 
 
@@ -94,8 +94,7 @@ def test_build_drops_copies_and_fragments_and_says_why(tmp_path: Path) -> None:
         # Another edition: a new preface and a few words changed.
         Document(
             "Alpha, second edition",
-            "Preface to the second edition.\n\n"
-            + original.replace(" river ", " stream ", 3),
+            "Preface to the second edition.\n\n" + original.replace(" river ", " stream ", 3),
         ),
         Document("Stub", "404 Not Found"),
         Document("Gamma", prose(12)),

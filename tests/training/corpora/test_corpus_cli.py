@@ -82,8 +82,18 @@ def test_bad_arguments_are_refused_with_usage(
 
 def test_scripts_corpus_resumes_and_trains(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cache, out = tmp_path / "cache", tmp_path / "scripts"
-    argv = ["scripts", "--genre", "Comedy", "--genre", "Drama", "--cache", str(cache),
-            "--out", str(out), *FAST]
+    argv = [
+        "scripts",
+        "--genre",
+        "Comedy",
+        "--genre",
+        "Drama",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        *FAST,
+    ]
     with serve_site() as site:
         build_imsdb(site)
         assert main([*argv, "--site", site.base_url]) == 0
@@ -112,8 +122,20 @@ def test_gutenberg_corpus_over_http_and_ftp_trains(scheme: str, tmp_path: Path) 
     root = gm.build_mirror(tmp_path / "mirror")
     cache, out = tmp_path / "cache", tmp_path / "gutenberg_fr"
     # The fixture's books are a few paragraphs each, under the default --min-chars.
-    argv = ["gutenberg", "--language", "fr", "--max-mb", "5", "--cache", str(cache),
-            "--out", str(out), "--min-chars", "100", *FAST]
+    argv = [
+        "gutenberg",
+        "--language",
+        "fr",
+        "--max-mb",
+        "5",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--min-chars",
+        "100",
+        *FAST,
+    ]
     if scheme == "http":
         with serve_site() as site:
             gm.publish(site, root)
@@ -141,9 +163,24 @@ def test_a_selection_with_no_books_is_a_clear_error(
     root = gm.build_mirror(tmp_path / "mirror")
     with serve_site() as site:
         gm.publish(site, root)
-        code = main(["gutenberg", "--language", "fr", "--max-mb", "1", "--author", "Nobody",
-                     "--mirror", site.base_url + "/", "--cache", str(tmp_path / "c"),
-                     "--out", str(tmp_path / "o"), *FAST])
+        code = main(
+            [
+                "gutenberg",
+                "--language",
+                "fr",
+                "--max-mb",
+                "1",
+                "--author",
+                "Nobody",
+                "--mirror",
+                site.base_url + "/",
+                "--cache",
+                str(tmp_path / "c"),
+                "--out",
+                str(tmp_path / "o"),
+                *FAST,
+            ]
+        )
     assert code == 1
     assert "no book matching" in capsys.readouterr().err
 
@@ -153,9 +190,22 @@ def test_an_unreachable_site_is_a_clear_error(
 ) -> None:
     from tests.support.servers import free_port
 
-    code = main(["scripts", "--genre", "Comedy", "--site", f"http://127.0.0.1:{free_port()}",
-                 "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--retries", "0",
-                 *FAST])
+    code = main(
+        [
+            "scripts",
+            "--genre",
+            "Comedy",
+            "--site",
+            f"http://127.0.0.1:{free_port()}",
+            "--cache",
+            str(tmp_path / "c"),
+            "--out",
+            str(tmp_path / "o"),
+            "--retries",
+            "0",
+            *FAST,
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "talkative-corpus scripts:" in err and "Traceback" not in err

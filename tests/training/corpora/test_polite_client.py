@@ -48,8 +48,12 @@ def test_default_rate_is_one_request_a_second_measured_by_the_server(site: Site)
     with PoliteClient() as client:
         for i in range(3):
             client.get(site.url(f"/page{i}.html"))
-    assert [h.path for h in site.hits] == ["/robots.txt", "/page0.html", "/page1.html",
-                                           "/page2.html"]
+    assert [h.path for h in site.hits] == [
+        "/robots.txt",
+        "/page0.html",
+        "/page1.html",
+        "/page2.html",
+    ]
     assert min(gaps(site)) >= 1.0
 
 

@@ -215,6 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _build_config(
+    args: argparse.Namespace, out: Path, *, language: str, source: str, licence: str
+) -> BuildConfig:
+    return BuildConfig(
+        name=out.name,
+        language=language,
+        source=source,
+        licence=licence,
+        valid_fraction=args.valid_fraction,
+        seed=args.seed,
+        near_duplicate=args.near_duplicate,
+        min_chars=args.min_chars,
+    )
+
+
 def run_scripts(args: argparse.Namespace) -> CorpusManifest:
     from training.corpora.scripts import ScriptCrawler, script_documents
 
@@ -231,16 +246,13 @@ def run_scripts(args: argparse.Namespace) -> CorpusManifest:
             )
     unique = list({e.url: e for e in entries}.values())  # a film listed under two genres
     sources = {e.title: SourceInfo(e.url, e.sha256, e.fetched, {"genre": e.genre}) for e in unique}
-    config = BuildConfig(
-        name=out.name,
+    config = _build_config(
+        args,
+        out,
         language="en",
         source=f"film scripts from {args.site}, genres {', '.join(genres)}",
         licence="screenplays under their authors' copyright: research use only, "
         "do not redistribute the corpus or publish verbatim output",
-        valid_fraction=args.valid_fraction,
-        seed=args.seed,
-        near_duplicate=args.near_duplicate,
-        min_chars=args.min_chars,
     )
     return build_corpus(script_documents(cache, unique), out, config, sources=sources)
 
@@ -275,16 +287,13 @@ def run_gutenberg(args: argparse.Namespace) -> CorpusManifest:
         doc.title: SourceInfo(e.url, e.sha256, e.fetched, {"id": e.id, "encoding": e.encoding})
         for doc, e in zip(docs, entries, strict=True)  # one document per entry, in order
     }
-    config = BuildConfig(
-        name=out.name,
+    config = _build_config(
+        args,
+        out,
         language=language,
         source=f"Project Gutenberg books ({language}) from {args.mirror}",
         licence="public domain in the USA (Project Gutenberg); the PG licence and "
         "trademark text were removed",
-        valid_fraction=args.valid_fraction,
-        seed=args.seed,
-        near_duplicate=args.near_duplicate,
-        min_chars=args.min_chars,
     )
     return build_corpus(docs, out, config, sources=sources)
 

@@ -215,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_skipped(count: int, what: str, cache: Path) -> None:
+    if count:
+        print(f"{count} {what} skipped for good: reasons in {cache / 'failures.jsonl'}")
+
+
 def _build_config(
     args: argparse.Namespace, out: Path, *, language: str, source: str, licence: str
 ) -> BuildConfig:
@@ -231,7 +236,7 @@ def _build_config(
 
 
 def run_scripts(args: argparse.Namespace) -> CorpusManifest:
-    from training.corpora.scripts import ScriptCrawler, script_documents
+    from training.corpora.scripts import ScriptCrawler, load_failures, script_documents
 
     genres = [genre.strip() for genre in args.genre]
     out = args.out or Path("data/corpora") / ("scripts_" + "_".join(g.lower() for g in genres))
@@ -244,6 +249,8 @@ def run_scripts(args: argparse.Namespace) -> CorpusManifest:
             entries += crawler.crawl(
                 genre, args.limit, progress=not args.no_progress, refresh=args.refresh
             )
+        skipped = [f for f in load_failures(cache) if f.genre in genres]
+    _report_skipped(len(skipped), "films", cache)
     unique = list({e.url: e for e in entries}.values())  # a film listed under two genres
     sources = {e.title: SourceInfo(e.url, e.sha256, e.fetched, {"genre": e.genre}) for e in unique}
     config = _build_config(
@@ -282,6 +289,9 @@ def run_gutenberg(args: argparse.Namespace) -> CorpusManifest:
             )
             raise ValueError(f"the catalogue has no book matching {wanted}")
         entries = client.fetch(books, int(args.max_mb * 1_000_000), progress=not args.no_progress)
+        wanted_ids = {book.id for book in books}
+        skipped = sum(1 for book_id in client.failures() if book_id in wanted_ids)
+    _report_skipped(skipped, "books", args.cache)
     docs = list(book_documents(args.cache, entries))
     sources = {
         doc.title: SourceInfo(e.url, e.sha256, e.fetched, {"id": e.id, "encoding": e.encoding})

@@ -147,6 +147,9 @@ def _number(line: str) -> re.Match[str] | None:
     return None
 
 
+_ATTRIBUTE_START = re.compile(r"^\[[A-Z][A-Za-z .]{1,30}:")
+
+
 def _brackets(text: str) -> int:
     return text.count("[") - text.count("]")
 
@@ -161,7 +164,9 @@ class _Block:
 
     def add(self, line: str) -> None:
         stripped = line.strip()
-        if self.open_brackets > 0:  # an attribute that wraps
+        # An attribute that wraps, unless the line opens a new one: some entries forget
+        # a "]" ("[Illustrator: Carl Reinhardt"), and the [Language: ...] after it counts.
+        if self.open_brackets > 0 and not _ATTRIBUTE_START.match(stripped):
             self.attr_lines[-1].append(stripped)
             self.open_brackets += _brackets(stripped)
             return

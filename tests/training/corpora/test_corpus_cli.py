@@ -101,7 +101,10 @@ def test_scripts_corpus_resumes_and_trains(tmp_path: Path, capsys: pytest.Captur
         # The same command again: everything is on disk, the site sees nothing new.
         assert main([*argv, "--site", site.base_url]) == 0
         assert len(site.gets()) == served
-    assert "scripts: " in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    # No script link, robots.txt, too short: said once per run, with where to read why.
+    assert out_text.count("3 films skipped for good: reasons in") == 2
+    assert "scripts: " in out_text
     manifest, train, valid = corpus_files(out)
     kept = manifest["documents"]["train"] + manifest["documents"]["valid"]
     # The fixture's retitled copies of one screenplay are near copies: one of each is kept.

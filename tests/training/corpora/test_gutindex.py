@@ -67,3 +67,48 @@ def test_latin1_copy_of_the_file(tmp_path: Path):
     books = {b.id: b for b in read_gutindex(path)}
     assert books[135].title == "Les Misérables"
     assert books[11].authors == ("Lewis Carroll",) and books[11].subjects == ()
+
+
+# The layout of the yearly GUTINDEX files and the weekly listings they are made from:
+# numbered section rules, [Link:] / [Files:] / [Clearance:] lines, indents of two or
+# three spaces, a "]" forgotten, a [Files:] list that wraps, an entry without ", by".
+WEEKLY = """\
+---------[  47 NEW PG EBOOK(S) ]------------------------------------------------
+
+An Account of Northern Letters, with Extracts, Mary Ellen Hollis        20980
+  [Link: http://www.gutenberg.org/2/0/9/8/20980 ]
+  [Files: 20980.txt; 20980-8.txt; 20980-h.htm; ]
+  [Clearance: gbn0312082222]
+
+Nach Europa! Zweiter Band, by Fritz Gerhard                              20944
+   [Subtitle: Ein Volksbuch]
+   [Illustrator: Carl Weber
+   [Language: German]
+   [Files: 20944.txt; 20944-8.txt; 20944-0.txt; 20944-tei.tei;
+          20944-h.htm; 20944-pdf.pdf]
+
+Queries and Answers, No. 179. Saturday, April 2, 1853, by Various        20954
+  [Subtitle: A Medium of Inter-communication for Literary Men, Artists,
+              Antiquaries, etc]
+
+Kvar Noveloj, by Mark Twain                                              20943
+  [Translator: Edwin Grobe]
+  [Language: Esperanto]
+
+---------[   0 CHANGES/CORRECTIONS/IMPROVEMENTS ]-------------------------------
+
+None this week.
+"""
+
+
+def test_weekly_listing_layout():
+    found = {e.id: e for e in parse_gutindex(WEEKLY)}
+    assert sorted(found) == [20943, 20944, 20954, 20980]
+    assert found[20980].author is None  # no ", by": the whole line is the title
+    assert found[20980].attributes["Files"] == "20980.txt; 20980-8.txt; 20980-h.htm;"
+    # The unclosed [Illustrator: ... does not swallow the language after it.
+    assert found[20944].attributes["Illustrator"] == "Carl Weber"
+    assert found[20944].languages == ("de",)
+    assert found[20944].attributes["Files"].endswith("20944-h.htm; 20944-pdf.pdf")
+    assert found[20954].title == "Queries and Answers, No. 179. Saturday, April 2, 1853"
+    assert found[20943].languages == ("eo",)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from training.corpora.common import CorpusManifest, Document, clean_text, write_corpus
 
@@ -137,6 +138,7 @@ def build_corpus(
     config: BuildConfig,
     *,
     sources: Mapping[str, SourceInfo] | None = None,
+    progress: bool = True,
 ) -> CorpusManifest:
     """Normalise, de-duplicate, split by document and write the corpus; returns its manifest.
 
@@ -150,7 +152,11 @@ def build_corpus(
     exact: dict[str, str] = {}
     titles: set[str] = set()
     dropped: list[dict[str, object]] = []
-    for doc in documents:
+    # Reading and hashing is the slow part (~0.6 MB/s of text on one core): show it.
+    bar = tqdm(
+        documents, desc=f"{config.name}: clean and de-duplicate", unit="doc", disable=not progress
+    )
+    for doc in bar:
         text = normalise_document(doc.text)
         title = _unique(" ".join(doc.title.split()) or "untitled", titles)
         if len(text) < config.min_chars:
@@ -197,7 +203,9 @@ def build_corpus(
     )
     manifest.sources = {doc.title: _source_json(sources.get(doc.title)) for doc in kept}
     manifest.dropped = dropped
-    return write_corpus(kept, out_dir, held_out=held_out, manifest=manifest, total=len(kept))
+    return write_corpus(
+        kept, out_dir, held_out=held_out, manifest=manifest, total=len(kept), progress=progress
+    )
 
 
 def _held_out(docs: Sequence[Document], config: BuildConfig) -> set[str]:

@@ -261,7 +261,9 @@ def run_scripts(args: argparse.Namespace) -> CorpusManifest:
         licence="screenplays under their authors' copyright: research use only, "
         "do not redistribute the corpus or publish verbatim output",
     )
-    return build_corpus(script_documents(cache, unique), out, config, sources=sources)
+    return build_corpus(
+        script_documents(cache, unique), out, config, sources=sources, progress=not args.no_progress
+    )
 
 
 def run_gutenberg(args: argparse.Namespace) -> CorpusManifest:
@@ -305,7 +307,7 @@ def run_gutenberg(args: argparse.Namespace) -> CorpusManifest:
         licence="public domain in the USA (Project Gutenberg); the PG licence and "
         "trademark text were removed",
     )
-    return build_corpus(docs, out, config, sources=sources)
+    return build_corpus(docs, out, config, sources=sources, progress=not args.no_progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,12 +87,20 @@ def write_corpus(
     held_out: set[str],
     manifest: CorpusManifest,
     total: int | None = None,
+    progress: bool = True,
 ) -> CorpusManifest:
     """Write train.txt / valid.txt (whole documents, blank line between) and manifest.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     parts: dict[str, list[str]] = {"train": [], "valid": []}
     titles: dict[str, list[str]] = {"train": [], "valid": []}
-    for doc in tqdm(documents, total=total, desc=f"{manifest.name}: documents", unit="doc"):
+    bar = tqdm(
+        documents,
+        total=total,
+        desc=f"{manifest.name}: write",
+        unit="doc",
+        disable=not progress,
+    )
+    for doc in bar:
         split = "valid" if doc.title in held_out else "train"
         parts[split].append(clean_text(doc.text).strip("\n"))
         titles[split].append(doc.title)

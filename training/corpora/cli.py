@@ -22,7 +22,8 @@ from training.corpora.common import CorpusManifest
 from training.corpora.http import USER_AGENT, FetchError, PoliteClient, Politeness
 
 DEFAULT_SCRIPT_SITE = "https://imsdb.com"
-# A PGLAF mirror that carries the classic numbered tree, GUTINDEX.ALL and the feeds.
+# A PGLAF mirror with the classic numbered tree and GUTINDEX.ALL; where a mirror lacks the
+# catalogue feeds (cache/epub/feeds/), --catalog auto falls back to GUTINDEX.ALL.
 DEFAULT_MIRROR = "https://aleph.pglaf.org/"
 
 

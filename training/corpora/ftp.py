@@ -17,7 +17,6 @@ It behaves like `http.PoliteClient.download`, and returns the same `Download`:
 from __future__ import annotations
 
 import ftplib
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,10 +94,6 @@ class PoliteFTP:
         finally:
             conn.close()
 
-    def _backoff(self, attempt: int) -> float:
-        p = self.politeness
-        return min(p.max_backoff, p.backoff * (2**attempt)) + random.uniform(0, p.backoff)
-
     def _attempts(
         self, url: str, action: Callable[[ftplib.FTP, str], object], *, transfer: bool
     ) -> object:
@@ -136,9 +131,9 @@ class PoliteFTP:
                 break
             if transfer:
                 # Deferred in the limiter rather than slept here: any transfer waits as well.
-                self.limiter.defer(netloc, self._backoff(attempt))
+                self.limiter.defer(netloc, p.backoff_delay(attempt))
             else:
-                self._sleep(self._backoff(attempt))
+                self._sleep(p.backoff_delay(attempt))
         raise FetchError(url, f"gave up after {p.retries + 1} attempts: {last}")
 
     # -- public -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from training.corpora.common import Document
+from training.corpora.common import Document, append_jsonl, write_atomic
 from training.corpora.ftp import PoliteFTP
 from training.corpora.gutindex import read_gutindex
 from training.corpora.http import Download, FetchError, PoliteClient, Politeness, today
@@ -75,9 +75,6 @@ class BookEntry:
     bytes: int  # size of the clean text file (UTF-8)
     fetched: str  # ISO date and time
     path: str  # the clean text, relative to the cache directory
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> BookEntry:
@@ -268,7 +265,7 @@ class GutenbergClient:
                     except BookFailure as exc:
                         self._record_failure(book, exc)
                         continue
-                    self._append(self.manifest_path, entry.to_json())
+                    append_jsonl(self.manifest_path, asdict(entry))
                     done[book.id] = entry
                 if total + entry.bytes > max_bytes:
                     break  # whole books only: this one would cross the budget
@@ -325,11 +322,8 @@ class GutenbergClient:
         # NFC: older files spell "é" as "e" + combining accent; one spelling per letter.
         data = unicodedata.normalize("NFC", stripped.text).encode("utf-8")
         rel = f"texts/{book.id}.txt"
-        path = self.cache_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # the manifest line is written after: it never points at half a file
+        # Written before its manifest line, which therefore never points at half a file.
+        write_atomic(self.cache_dir / rel, data)
         return BookEntry(
             id=book.id,
             title=book.title,
@@ -353,13 +347,7 @@ class GutenbergClient:
             "url": exc.url,
             "date": today(),
         }
-        self._append(self.failures_path, json.dumps(record, ensure_ascii=False))
-
-    @staticmethod
-    def _append(path: Path, line: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        append_jsonl(self.failures_path, record)
 
 
 def book_documents(cache_dir: Path, entries: Iterable[BookEntry]) -> Iterator[Document]:

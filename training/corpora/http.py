@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from training.corpora.common import write_atomic
+
 USER_AGENT = "TalkativeCorpusBot/0.1 (+https://github.com/talkative/talkative; corpus research)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 ROBOTS_TTL_S = 24 * 3600.0  # how long a cached robots.txt is trusted (Google's rule of thumb)
@@ -86,6 +88,11 @@ class Politeness:
     def __post_init__(self) -> None:
         if self.rate <= 0:
             raise ValueError("rate must be positive (requests per second)")
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds before retry `attempt + 1`: doubling from `backoff`, capped, plus jitter."""
+        base = min(self.max_backoff, self.backoff * (2**attempt))
+        return base + random.uniform(0, self.backoff)  # jitter: many clients' retries spread out
 
 
 class RateLimiter:
@@ -236,10 +243,7 @@ class RobotsCache:
         if self.path is not None and status < 500:
             data = self._load_disk()
             data[origin] = {"status": status, "text": text, "fetched": time.time()}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            tmp.replace(self.path)
+            write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
         return parser
 
     @staticmethod
@@ -327,11 +331,6 @@ class PoliteClient:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        p = self.politeness
-        base = min(p.max_backoff, p.backoff * (2**attempt))
-        return base + random.uniform(0, p.backoff)  # jitter: retries from many clients spread out
-
     def _send(
         self,
         method: str,
@@ -388,7 +387,7 @@ class PoliteClient:
                 break
             # The rate limiter sleeps before the next attempt: deferring it (rather than
             # sleeping here) makes any other request to this host wait as well.
-            self.limiter.defer(host, max(self._backoff(attempt), wait or 0.0))
+            self.limiter.defer(host, max(p.backoff_delay(attempt), wait or 0.0))
         raise FetchError(url, f"gave up after {p.retries + 1} attempts: {last_reason}", last_status)
 
     def get(self, url: str) -> httpx.Response:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tqdm import tqdm
 
-from training.corpora.common import Document, sha256_file
+from training.corpora.common import Document, append_jsonl, sha256_file, write_atomic
 from training.corpora.http import FetchError, PoliteClient, RobotsDisallowedError, today
 from training.corpora.screenplay import Element, parse_page, to_plain_text
 from training.corpora.text_encoding import decode_bytes
@@ -168,25 +167,6 @@ def cache_name(url: str) -> str:
     return f"{slug}-{digest}.html"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
-def _append_line(path: Path, record: dict[str, str]) -> None:
-    """Append one JSON line and push it to disk: a crash loses at most the record in flight."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def _read_lines(path: Path) -> Iterator[dict[str, str]]:
     if not path.exists():
         return
@@ -248,16 +228,16 @@ class ScriptCrawler:
         """A listing or film page: from the cache, or fetched and cached."""
         path = self.cache_dir / "pages" / folder / cache_name(url)
         if refresh or not path.exists():
-            _write_atomic(path, self.client.get(url).content)
+            write_atomic(path, self.client.get(url).content)
         return decode_page(path.read_bytes())
 
     def _fail(self, url: str, title: str, genre: str, reason: str) -> None:
         log.info("skipped %r (%s): %s", title, url, reason)
         record = Failure(url, title, genre, reason, today())
-        _append_line(self.failures_path, asdict(record))
+        append_jsonl(self.failures_path, asdict(record))
 
     def _save(self, entry: ScriptEntry) -> None:
-        _append_line(self.manifest_path, asdict(entry))
+        append_jsonl(self.manifest_path, asdict(entry))
 
     def crawl(
         self,
@@ -352,7 +332,7 @@ class ScriptCrawler:
             except FetchError as exc:
                 self._fail(url, title, genre, f"script page: {exc.reason}")
                 return None
-            _write_atomic(dest, data)
+            write_atomic(dest, data)
         problem = screenplay_problem(parse_page(decode_page(dest.read_bytes())))
         if problem is not None:
             self._fail(url, title, genre, problem)

@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from urllib.parse import unquote, urlsplit
+
+
+def gaps(arrivals: list[float]) -> list[float]:
+    """Seconds between consecutive arrivals, in time order: what a rate limit is judged by."""
+    times = sorted(arrivals)
+    return [b - a for a, b in pairwise(times)]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.training.corpora import gutenberg_mirror as gm
-from tests.training.corpora.site import Site, serve_site, stall, too_many_requests, truncate
+from tests.training.corpora.site import (
+    Site,
+    gaps,
+    serve_site,
+    stall,
+    too_many_requests,
+    truncate,
+)
 from training.corpora import gutenberg
 from training.corpora.gutenberg import GutenbergClient, book_dir, book_documents
 from training.corpora.http import Politeness
@@ -228,11 +234,6 @@ def test_again_is_all_from_cache(http_site: Site, tmp_path: Path):
         before = len(http_site.hits)
         again = pg.fetch(books, 10**6, progress=False)
     assert again == first and len(http_site.hits) == before
-
-
-def gaps(times: list[float]) -> list[float]:
-    times = sorted(times)
-    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_http_request_rate_measured_at_the_server(http_site: Site, tmp_path: Path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from tests.training.corpora.site import (
     Site,
+    gaps,
     reset,
     serve_site,
     stall,
@@ -28,11 +28,6 @@ from training.corpora.http import (
 )
 
 FAST = Politeness(rate=50, backoff=0.01, max_backoff=0.05, read_timeout=0.5, connect_timeout=1)
-
-
-def gaps(site: Site) -> list[float]:
-    arrivals = [h.at for h in site.hits]
-    return [b - a for a, b in itertools.pairwise(arrivals)]
 
 
 @pytest.fixture
@@ -54,7 +49,7 @@ def test_default_rate_is_one_request_a_second_measured_by_the_server(site: Site)
         "/page1.html",
         "/page2.html",
     ]
-    assert min(gaps(site)) >= 1.0
+    assert min(gaps([h.at for h in site.hits])) >= 1.0
 
 
 def test_rate_holds_through_retries_and_robots_crawl_delay(site: Site) -> None:
@@ -65,7 +60,7 @@ def test_rate_holds_through_retries_and_robots_crawl_delay(site: Site) -> None:
         assert client.get(site.url("/a.html")).text == "a"
     assert len(site.requests_for("/a.html")) == 4
     # Crawl-delay (0.3 s) is slower than --rate (0.1 s), so it wins.
-    assert min(gaps(site)) >= 0.3
+    assert min(gaps([h.at for h in site.hits])) >= 0.3
 
 
 def test_user_agent_is_sent_with_every_request(site: Site) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from tests.training.corpora.screenplays import THE_LADDER, Imsdb, build_imsdb
 from tests.training.corpora.site import (
     Site,
+    gaps,
     reset,
     serve_site,
     stall,
@@ -185,7 +185,7 @@ def test_interrupted_crawl_resumed_downloads_nothing_twice(
 ) -> None:
     site, _ = imsdb
     written: list[Path] = []
-    real_write = scripts._write_atomic
+    real_write = scripts.write_atomic
 
     def write_then_die(path: Path, data: bytes) -> None:
         real_write(path, data)
@@ -194,10 +194,10 @@ def test_interrupted_crawl_resumed_downloads_nothing_twice(
         if sum(p.parent.name == "scripts" for p in written) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(scripts, "_write_atomic", write_then_die)
+    monkeypatch.setattr(scripts, "write_atomic", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         crawler(site, tmp_path).crawl("Comedy", progress=False)
-    monkeypatch.setattr(scripts, "_write_atomic", real_write)
+    monkeypatch.setattr(scripts, "write_atomic", real_write)
     assert [e.title for e in load_manifest(tmp_path)] == ["The Ladder"]
     first_run = len(site.gets())
 
@@ -266,9 +266,8 @@ def test_changed_cache_file_is_refused(imsdb: tuple[Site, Imsdb], tmp_path: Path
 
 
 def assert_spaced(site: Site, interval: float) -> None:
-    arrivals = [h.at for h in site.hits]
-    gaps = [b - a for a, b in pairwise(arrivals)]
-    assert gaps and min(gaps) >= interval, gaps
+    spacing = gaps([h.at for h in site.hits])
+    assert spacing and min(spacing) >= interval, spacing
 
 
 def test_default_rate_is_one_request_per_second_at_the_server(

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services import DEFAULT_MODEL_REPOSITORY
 from services.images import DEFAULT_MAX_PIXELS
 from services.model_client import ModelNotFound, ModelRepository
 from services.problems import Problem
+from talkative.commands.options import add_models_dir
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -50,13 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="captioner",
         help="captioner name in the model repository (default: %(default)s)",
     )
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=DEFAULT_MODEL_REPOSITORY,
-        metavar="DIR",
-        help="model repository laid out as NAME/VERSION/ (default: serving/models)",
-    )
+    add_models_dir(p)
     p.set_defaults(func=run)
 
 

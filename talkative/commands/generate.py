@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from services import DEFAULT_MODEL_REPOSITORY
 from services.model_client import ModelNotFound, ModelRepository
 from services.problems import Problem
 from services.validation import describe_validation_errors
+from talkative.commands.options import add_models_dir
 
 if TYPE_CHECKING:
     from textgen_service.schemas import GenerationRequest, GenerationResponse
@@ -69,13 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="random seed: the same seed gives the same text (default: random, printed)",
     )
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=DEFAULT_MODEL_REPOSITORY,
-        metavar="DIR",
-        help="model repository laid out as NAME/VERSION/ (default: serving/models)",
-    )
+    add_models_dir(p)
     p.set_defaults(func=run)
 
 

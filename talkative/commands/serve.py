@@ -18,10 +18,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
-from services import DEFAULT_MODEL_REPOSITORY
+from talkative.commands.options import add_models_dir
 
 
 @dataclass
@@ -47,13 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--textgen-port", type=int, default=8002, help="textgen-service port (default: %(default)s)"
     )
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=DEFAULT_MODEL_REPOSITORY,
-        metavar="DIR",
-        help="model repository laid out as NAME/VERSION/ (default: serving/models)",
-    )
+    add_models_dir(p)
     p.add_argument(
         "--text-models",
         default=None,

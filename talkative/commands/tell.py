@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from services import DEFAULT_MODEL_REPOSITORY
 from services.problems import Problem
 from services.validation import describe_validation_errors
+from talkative.commands.options import add_models_dir
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -73,13 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--card", type=Path, default=None, metavar="PNG", help="also write the story card here"
     )
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=DEFAULT_MODEL_REPOSITORY,
-        metavar="DIR",
-        help="model repository laid out as NAME/VERSION/ (default: serving/models)",
-    )
+    add_models_dir(p)
     p.set_defaults(func=run)
 
 

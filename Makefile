@@ -61,7 +61,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy services training talkative bench $(wildcard */*_service)
+	$(BIN)/mypy services training talkative bench $(wildcard */*_service) model-server/model_server
 
 unit: install corpora system-deps
 	$(BIN)/pytest

@@ -20,6 +20,7 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.model_client import ModelRepository
     from services.model_client.grpc import GrpcClient
     from services.model_client.inprocess import InProcessClient
-    from tests.serving.model_server import TestModelServer
+    from tests.support.model_server import ModelServerProcess, write_config
     from training.captioner import offline_photos
     from training.captioner.vocab import WordVocab
 
@@ -169,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU, {len(photos)} photos, 1 image per call, median of {args.repeats}"
     )
     loop = asyncio.new_event_loop()
-    with TestModelServer(args.repository) as server:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-caption-"))
+    config = write_config(workdir / "models.config", args.repository, {args.model: None})
+    with ModelServerProcess(config) as server:
         for name, client in (
             ("in-process", InProcessClient(repository)),
             ("gRPC", GrpcClient(server.grpc_target)),

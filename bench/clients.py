@@ -1,16 +1,21 @@
-"""Per-call overhead of the gRPC and REST model clients against the in-process backend.
+"""Per-call overhead of the gRPC and REST model clients, and the model server's throughput.
 
-One run, one model, the same `generate` requests through three backends:
-in-process (the SavedModel called in this process), gRPC and REST (the
-PredictionService and TF Serving's REST API, served on 127.0.0.1 by the test
-model server of tests/serving, which runs the same SavedModel). The graph work
-is identical, so the difference is what the wire costs: serialisation (protobuf
-or JSON + base64), the loopback hop and the server's request handling. A real
-tensorflow_model_server is C++ and answers faster than this Python stand-in, so
-the remote figures are an upper bound of the clients' overhead.
+1. Overhead. One run, one model, the same `generate` requests through three backends:
+   in-process (the SavedModel called in this process), gRPC and REST (the
+   PredictionService and TF Serving's REST API, served on 127.0.0.1 by `talkative
+   model-server`, which runs the same SavedModel). The graph work is identical, so the
+   difference is what the wire costs: serialisation (protobuf or JSON + base64), the
+   loopback hop and the server's request handling. A real tensorflow_model_server is C++
+   and answers faster than this Python server, so the remote figures are an upper bound
+   of the clients' overhead.
+2. Throughput. `talkative model-server` with batching off, then on (serving/
+   batching_parameters.txt), over gRPC: requests per second with one client (batch 1,
+   one call in flight) and with 8 concurrent clients; ratios against batching off at 1
+   client, measured in the same run, median of --repeats runs.
 
     python bench/clients.py [--repository serving/models] [--model char_lstm_en]
                             [--calls 50] [--tokens 1,200] [--batch 1]
+                            [--throughput-calls 48] [--throughput-tokens 200] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,9 @@ from services.model_client import ModelClient, ModelRepository  # noqa: E402
 from services.model_client.grpc import GrpcClient  # noqa: E402
 from services.model_client.inprocess import InProcessClient  # noqa: E402
 from services.model_client.rest import RestClient  # noqa: E402
-from tests.serving.model_server import TestModelServer  # noqa: E402
+from tests.support.model_server import ModelServerProcess, write_config  # noqa: E402
+
+BATCHING = ROOT / "serving" / "batching_parameters.txt"
 
 
 def inputs(batch: int, tokens: int, vocab: int) -> dict[str, np.ndarray]:
@@ -62,7 +70,7 @@ async def timed_calls(
     return times, out
 
 
-async def bench(args: argparse.Namespace, server: TestModelServer) -> list[dict[str, Any]]:
+async def bench(args: argparse.Namespace, server: ModelServerProcess) -> list[dict[str, Any]]:
     repository = ModelRepository(args.repository)
     card = repository.card(args.model)
     vocab = int(card.get("tokenizer", {}).get("size", 32))
@@ -95,6 +103,48 @@ async def bench(args: argparse.Namespace, server: TestModelServer) -> list[dict[
     return rows
 
 
+async def throughput(
+    target: str, model: str, request: dict[str, np.ndarray], calls: int, clients: int
+) -> float:
+    """Requests per second: `calls` requests spread over `clients` concurrent callers."""
+    client = GrpcClient(target)
+    try:
+        await client.predict(model, request, signature="generate")  # connect and warm up
+        left = list(range(calls))
+
+        async def worker() -> None:
+            while left:
+                left.pop()
+                await client.predict(model, request, signature="generate")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return calls / (time.perf_counter() - started)
+    finally:
+        await client.close()
+
+
+def bench_throughput(args: argparse.Namespace, config: Path, vocab: int) -> dict[str, float]:
+    request = inputs(1, args.throughput_tokens, vocab)
+    out: dict[str, float] = {}
+    for mode, flags in (
+        ("off", []),
+        ("on", ["--enable_batching", f"--batching_parameters_file={BATCHING}"]),
+    ):
+        with ModelServerProcess(config, extra_flags=flags, rest=False) as server:
+            for clients in (1, 8):
+                runs = [
+                    asyncio.run(
+                        throughput(
+                            server.grpc_target, args.model, request, args.throughput_calls, clients
+                        )
+                    )
+                    for _ in range(args.repeats)
+                ]
+                out[f"{mode}/{clients}"] = statistics.median(runs)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python bench/clients.py",
@@ -118,13 +168,30 @@ def main(argv: list[str] | None = None) -> int:
         "200 a realistic story length (default: 1,200)",
     )
     parser.add_argument("--batch", type=int, default=1, help="rows per request (default: 1)")
+    parser.add_argument(
+        "--throughput-calls",
+        type=int,
+        default=48,
+        help="requests per throughput run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--throughput-tokens",
+        type=int,
+        default=200,
+        help="max_new_tokens of each throughput request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="throughput runs per setting, median reported"
+    )
     args = parser.parse_args(argv)
     if args.calls < 1 or args.batch < 1 or min(args.tokens) < 1:
         parser.error("--calls, --batch and --tokens take positive integers")
     if not ModelRepository(args.repository).versions(args.model):
         parser.error(f"no model {args.model!r} in {args.repository} (make models)")
 
-    with TestModelServer(args.repository) as server:
+    work = Path(tempfile.mkdtemp(prefix="bench-clients-"))
+    config = write_config(work / "models.config", args.repository, {args.model: None})
+    with ModelServerProcess(config) as server:
         rows = asyncio.run(bench(args, server))
     print(f"model {args.model}, batch {args.batch}, {args.calls} calls per backend")
     print(
@@ -138,6 +205,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['tokens']:>6} {r['backend']:<10} {r['median_ms']:>10.2f} {r['p90_ms']:>9.2f} "
             f"{ratio:>9.2f} {r['median_ms'] - base[r['tokens']]:>12.2f} {r['same_output']}"
         )
+    card = ModelRepository(args.repository).card(args.model)
+    rates = bench_throughput(args, config, int(card.get("tokenizer", {}).get("size", 32)))
+    print(
+        f"\nthroughput of talkative model-server over gRPC, {args.throughput_tokens} new tokens "
+        f"a request, {args.throughput_calls} requests a run, median of {args.repeats} runs"
+    )
+    print(f"{'batching':<9} {'clients':>7} {'req/s':>8} {'x off,1':>8}")
+    for key, rate in rates.items():
+        mode, clients = key.split("/")
+        print(f"{mode:<9} {clients:>7} {rate:>8.2f} {rate / rates['off/1']:>8.2f}")
+    print(f"batching on vs off at 8 clients: {rates['on/8'] / rates['off/8']:.2f}x")
     return 0 if all(r["same_output"] for r in rows) else 1
 
 

@@ -70,6 +70,14 @@ class ModelServiceSettings(ServiceSettings):
         description="address models by this TF Serving version label (e.g. stable, canary) when "
         "a call names no version; grpc and rest backends only",
     )
+    model_version_poll_s: float = Field(
+        5.0,
+        gt=0,
+        description="how often to ask the model server which version the label (or, with no "
+        "label, the newest served) points at; when it moves, the new version's card and "
+        "vocabulary are loaded, checked and warmed up, then swapped in without a restart. "
+        "grpc and rest backends with no pinned model_version only",
+    )
     model_retries: int = Field(
         2, ge=0, le=10, description="extra attempts when the model server is UNAVAILABLE"
     )

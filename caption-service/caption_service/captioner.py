@@ -1,7 +1,13 @@
-"""The captioner model as the service sees it: contract check, warm-up, one call per photo."""
+"""The captioner model as the service sees it: contract check, warm-up, one call per photo.
+
+One instance is one version: its card comes from that version's directory and every
+call names that version. `build_captioner` makes a verified, warmed-up instance for
+the version the model server serves; main.py follows that version as it moves.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -25,14 +31,29 @@ BEAM_SIGNATURE = "caption_beam"
 
 
 class CaptionModel:
-    def __init__(self, name: str, client: ModelClient, repository: ModelRepository) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: ModelClient,
+        repository: ModelRepository,
+        *,
+        version: int | None = None,
+    ) -> None:
+        """Read `version`'s card (a blocking file read).
+
+        Without `version`, the newest on disk: what an in-process client with no pinned
+        version serves (the `talkative caption` command). A service passes the version
+        its model server serves.
+        """
         self.name, self.client = name, client
-        self.version = repository.resolve(name)
+        self.version = repository.resolve(name, version)
         self.card: dict[str, Any] = repository.card(name, self.version)
 
     async def verify(self) -> None:
         """Refuse to serve a graph that does not meet the `captioner` contract."""
-        CAPTIONER.check(self.name, await self.client.signature(self.name, CAPTIONER.name))
+        CAPTIONER.check(
+            self.name, await self.client.signature(self.name, CAPTIONER.name, self.version)
+        )
 
     async def warmup(self) -> None:
         """One photo-sized request, so the first user does not pay for graph tracing."""
@@ -58,3 +79,14 @@ class CaptionModel:
             for t, lp in zip(texts, log_probs, strict=True)
             if t  # a search narrower than the export's width leaves empty slots
         ]
+
+
+async def build_captioner(
+    name: str, client: ModelClient, repository: ModelRepository, version: int
+) -> CaptionModel:
+    """A captioner for `version`, checked against the contract and warmed up."""
+    # The card is a file read: off the event loop, since a switch happens under traffic.
+    model = await asyncio.to_thread(CaptionModel, name, client, repository, version=version)
+    await model.verify()
+    await model.warmup()
+    return model

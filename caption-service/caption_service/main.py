@@ -1,20 +1,31 @@
-"""caption-service application: create_app() for tests and servers, run() for the console script."""
+"""caption-service application: create_app() for tests and servers, run() for the console script.
+
+The lifespan builds the captioner of the version the model server serves and follows
+that version (services.model_client.followed) until shutdown.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import uvicorn
 from fastapi import FastAPI
 
 from caption_service import __version__
 from caption_service.api.routes import router
-from caption_service.captioner import CaptionModel
+from caption_service.captioner import CaptionModel, build_captioner
 from caption_service.settings import CaptionSettings
 from services.app import create_service_app
 from services.logging import configure_logging
-from services.model_client import ModelClient, ModelRepository, create_model_client
+from services.model_client import (
+    FollowedVersion,
+    ModelClient,
+    ModelRepository,
+    create_model_client,
+    version_poll_interval,
+)
 from services.observability import Readiness
 
 
@@ -26,23 +37,28 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model_client = client or create_model_client(settings)
-        model = CaptionModel(
-            settings.model, model_client, ModelRepository(settings.model_repository)
+        repository = ModelRepository(settings.model_repository)
+        captioner = FollowedVersion(
+            settings.model,
+            model_client,
+            partial(build_captioner, settings.model, model_client, repository),
+            poll_s=version_poll_interval(settings, model_client),
         )
         # Verify against the contract and warm up before accepting traffic.
-        await model.verify()
-        await model.warmup()
-        app.state.model = model
+        await captioner.start()
+        app.state.captioner = captioner
         try:
             yield
         finally:
-            app.state.model = None
+            app.state.captioner = None
+            await captioner.close()  # no switch may start on a closing client
             await model_client.close()
 
     async def readiness() -> Readiness:
-        model: CaptionModel | None = getattr(app.state, "model", None)
-        if model is None:
+        captioner: FollowedVersion[CaptionModel] | None = getattr(app.state, "captioner", None)
+        if captioner is None:
             return Readiness(False, {"captioner": "loading"})
+        model = captioner.current
         return Readiness(True, {model.name: f"v{model.version} ready"})
 
     app = create_service_app(

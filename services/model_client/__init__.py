@@ -1,9 +1,11 @@
-"""How services call models: one interface, several backends (in-process SavedModel today).
+"""How services call models: one interface, several backends (in-process, TF Serving gRPC/REST).
 
 A service asks `ModelClient.predict(model, inputs, signature=...)` with numpy arrays
 and gets numpy arrays back; it never knows whether the model runs in its own process
 or in TensorFlow Serving. Contracts (DESIGN.md) are checked against the backend's
-signature metadata before a service declares itself ready.
+signature metadata before a service declares itself ready. `FollowedVersion` keeps a
+service on the version the model server serves (a label's target) and switches,
+without a restart, when that moves.
 """
 
 from services.model_client.base import (
@@ -16,12 +18,14 @@ from services.model_client.base import (
 )
 from services.model_client.contracts import CAPTIONER, GENERATE, SignatureContract
 from services.model_client.factory import create_model_client
+from services.model_client.followed import FollowedVersion, version_poll_interval
 from services.model_client.repository import ModelRepository
 
 __all__ = [
     "CAPTIONER",
     "GENERATE",
     "ContractMismatch",
+    "FollowedVersion",
     "ModelClient",
     "ModelNotFound",
     "ModelRepository",
@@ -30,4 +34,5 @@ __all__ = [
     "SignatureInfo",
     "TensorInfo",
     "create_model_client",
+    "version_poll_interval",
 ]

@@ -58,8 +58,9 @@ class ModelClient(ABC):
     async def served_version(self, model: str) -> int:
         """The version a call that names none reaches (pinned version, label, else newest).
 
-        Read this at start-up and pass it to every call, so that the graph and the files a
-        service reads beside it (model card, vocabulary) come from the same version.
+        Pass it to every call, so that the graph and the files a service reads beside it
+        (model card, vocabulary) come from the same version; `FollowedVersion` re-reads it
+        to notice a label that moves.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot tell which version it serves")
 

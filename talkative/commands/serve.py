@@ -1,7 +1,11 @@
 """`talkative serve`: the whole stack on this machine, one process per service.
 
-caption-service, textgen-service and the gateway start as child processes (each
-loads its models in-process), the command waits until all three answer /readyz,
+caption-service, textgen-service and the gateway start as child processes. With
+`--backend inprocess` (the default) each service loads its models itself; with
+`--backend grpc` or `rest` the stack takes the production topology: `talkative
+model-server` (TF Serving's protocol and flags) serves serving/models.config, and the
+two model services reach it by version label, as they reach TF Serving under compose.
+The command waits until every child is ready,
 prints the URL, and on Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL
 for one that does not finish within --stop-timeout seconds). If one of them dies,
 the others are stopped too and the command fails.
@@ -18,9 +22,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from talkative.commands.options import add_models_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVING = ROOT / "serving"
 
 
 @dataclass
@@ -28,6 +36,7 @@ class Child:
     name: str
     url: str
     process: subprocess.Popen[bytes]
+    ready_path: str = "/readyz"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,6 +77,48 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds each service gets to stop before it is killed (default: %(default)s)",
     )
     p.add_argument(
+        "--backend",
+        default="inprocess",
+        choices=["inprocess", "grpc", "rest"],
+        help="inprocess: each service loads its models; grpc or rest: run `talkative "
+        "model-server` on --model-config and reach it over TF Serving's gRPC or REST API "
+        "by --label, the production topology (default: %(default)s)",
+    )
+    p.add_argument(
+        "--model-config",
+        type=Path,
+        default=SERVING / "models.config",
+        metavar="FILE",
+        help="models.config of the model server; its /models base paths are read under "
+        "--models-dir, and `talkative models promote` edits the same file "
+        "(default: serving/models.config)",
+    )
+    p.add_argument(
+        "--label",
+        default="stable",
+        help="version label the services follow with --backend grpc or rest (default: %(default)s)",
+    )
+    p.add_argument(
+        "--model-server-port",
+        type=int,
+        default=8500,
+        help="gRPC port of the model server (default: %(default)s)",
+    )
+    p.add_argument(
+        "--model-server-rest-port",
+        type=int,
+        default=8501,
+        help="REST port of the model server (default: %(default)s)",
+    )
+    p.add_argument(
+        "--config-poll",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="the model server re-reads --model-config, and the services re-resolve "
+        "--label, every S seconds (default: %(default)s)",
+    )
+    p.add_argument(
         "--log-format",
         default="text",
         choices=["text", "json"],
@@ -94,9 +145,41 @@ def _spawn(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[byte
     )
 
 
+def _spawn_model_server(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """TF Serving's command line from docker-compose.yml, with this machine's paths."""
+    flags = [
+        f"--port={args.model_server_port}",
+        f"--rest_api_port={args.model_server_rest_port}",
+        "--host=127.0.0.1",
+        f"--model_config_file={args.model_config.resolve()}",
+        f"--model_config_file_poll_wait_seconds={args.config_poll:g}",
+        f"--model_base_path_rewrite=/models={args.models_dir.resolve()}",
+        "--allow_version_labels_for_unavailable_models=true",
+        "--enable_batching=true",
+        f"--batching_parameters_file={SERVING / 'batching_parameters.txt'}",
+        f"--monitoring_config_file={SERVING / 'monitoring.config'}",
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", "model_server", *flags], env=env, start_new_session=True
+    )
+
+
+def _model_env(prefix: str, args: argparse.Namespace) -> dict[str, str]:
+    if args.backend == "inprocess":
+        return {}
+    return {
+        f"{prefix}_MODEL_BACKEND": args.backend,
+        f"{prefix}_MODEL_SERVER_HOST": "127.0.0.1",
+        f"{prefix}_MODEL_SERVER_GRPC_PORT": str(args.model_server_port),
+        f"{prefix}_MODEL_SERVER_REST_PORT": str(args.model_server_rest_port),
+        f"{prefix}_MODEL_VERSION_LABEL": args.label,
+        f"{prefix}_MODEL_VERSION_POLL_S": f"{args.config_poll:g}",
+    }
+
+
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -108,7 +191,7 @@ def _wait_ready(children: list[Child], deadline: float) -> None:
         for child in list(pending):
             if child.process.poll() is not None:
                 raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
-            if _ready(child.url):
+            if _ready(child.url + child.ready_path):
                 print(f"  {child.name} ready at {child.url}", file=sys.stderr, flush=True)
                 pending.remove(child)
         if pending and time.monotonic() > deadline:
@@ -148,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
                 "CAPTION_PORT": str(args.caption_port),
                 "CAPTION_MODEL_REPOSITORY": models_dir,
                 "CAPTION_LOG_FORMAT": args.log_format,
-            },
+            }
+            | _model_env("CAPTION", args),
         ),
         (
             "textgen-service",
@@ -160,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                 "TEXTGEN_MODEL_REPOSITORY": models_dir,
                 "TEXTGEN_LOG_FORMAT": args.log_format,
             }
+            | _model_env("TEXTGEN", args)
             | (
                 {"TEXTGEN_MODELS": '["' + '","'.join(args.text_models.split(",")) + '"]'}
                 if args.text_models
@@ -184,9 +269,22 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     try:
         print("Starting the Talkative stack (models load first; this can take a minute)…")
+        if args.backend != "inprocess":
+            # The model server first: the services check their models against it at start-up.
+            server = Child(
+                "model-server",
+                f"http://127.0.0.1:{args.model_server_rest_port}",
+                _spawn_model_server(args, env),
+                ready_path="/monitoring/prometheus/metrics",
+            )
+            children.append(server)
+            _wait_ready([server], time.monotonic() + args.ready_timeout)
         for name, module, url, extra in specs:
             children.append(Child(name, url, _spawn(name, module, env | extra)))
-        _wait_ready(children, time.monotonic() + args.ready_timeout)
+        _wait_ready(
+            [c for c in children if c.name != "model-server"],
+            time.monotonic() + args.ready_timeout,
+        )
         print(f"\nTalkative is ready: open {gateway_url}/ in a browser (Ctrl-C stops it).")
         sys.stdout.flush()
         while True:

@@ -1,8 +1,9 @@
 """The production path end to end: gateway -> services -> TF Serving (gRPC), and its outages.
 
-caption-service and textgen-service use the gRPC backend against the test model
-server (the real PredictionService protocol on 127.0.0.1, serving the same
-SavedModels). When the model server goes down or stops answering, the gateway
+caption-service and textgen-service use the gRPC backend against `talkative
+model-server` (TF Serving's protocol on 127.0.0.1, serving the same SavedModels, as
+a child process). When the model server goes down (stopped) or stops answering
+(frozen with SIGSTOP), the gateway
 answers 503 with Retry-After, never 500, and tells stories again once it is back.
 """
 
@@ -19,7 +20,7 @@ from caption_service.main import create_app as caption_app
 from caption_service.settings import CaptionSettings
 from gateway_service.main import create_app
 from tests.gateway.conftest import gateway_settings
-from tests.serving.model_server import TestModelServer
+from tests.support.model_server import ModelServerProcess, serve_repository
 from tests.support.servers import serve
 from textgen_service.main import create_app as textgen_app
 from textgen_service.settings import TextgenSettings
@@ -27,7 +28,7 @@ from textgen_service.settings import TextgenSettings
 pytestmark = pytest.mark.slow
 
 
-def _grpc(server: TestModelServer) -> dict[str, Any]:
+def _grpc(server: ModelServerProcess) -> dict[str, Any]:
     return {
         "model_backend": "grpc",
         "model_server_host": "127.0.0.1",
@@ -40,8 +41,10 @@ def _grpc(server: TestModelServer) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack(gateway_repository: Path) -> Iterator[tuple[str, TestModelServer]]:
-    server = TestModelServer(gateway_repository).start()
+def stack(
+    gateway_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, ModelServerProcess]]:
+    server = serve_repository(gateway_repository, tmp_path_factory.mktemp("outage")).start()
     caption = CaptionSettings(model_repository=gateway_repository, **_grpc(server))
     textgen = TextgenSettings(
         model_repository=gateway_repository, default_model="tiny_en", **_grpc(server)
@@ -75,7 +78,7 @@ def _is_503_problem(response: httpx.Response) -> bool:
 
 
 def test_model_server_down_gives_503_then_stories_again(
-    stack: tuple[str, TestModelServer], jpeg: bytes
+    stack: tuple[str, ModelServerProcess], jpeg: bytes
 ) -> None:
     url, server = stack
     first = _story(url, jpeg)
@@ -100,7 +103,7 @@ def test_model_server_down_gives_503_then_stories_again(
 
 
 def test_model_server_hanging_gives_503_then_stories_again(
-    stack: tuple[str, TestModelServer], jpeg: bytes
+    stack: tuple[str, ModelServerProcess], jpeg: bytes
 ) -> None:
     url, server = stack
     server.hold()

@@ -11,12 +11,15 @@ from services.model_client.grpc import GrpcClient
 from services.model_client.inprocess import InProcessClient
 from services.model_client.remote import RemoteOptions
 from services.model_client.rest import RestClient
-from tests.serving.model_server import TestModelServer
+from tests.support.model_server import ModelServerProcess, serve_repository
 
 
 @pytest.fixture(scope="module")
-def model_server(tiny_repository: Path) -> Iterator[TestModelServer]:
-    with TestModelServer(tiny_repository) as server:
+def model_server(
+    tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModelServerProcess]:
+    """`talkative model-server` serving tiny_en, as TF Serving would."""
+    with serve_repository(tiny_repository, tmp_path_factory.mktemp("model_server")) as server:
         yield server
 
 
@@ -30,7 +33,7 @@ def two_version_repository(tiny_repository: Path, tmp_path_factory: pytest.TempP
 
 
 def make_client(
-    backend: str, server: TestModelServer, repository: Path, **options: object
+    backend: str, server: ModelServerProcess, repository: Path, **options: object
 ) -> ModelClient:
     opts = RemoteOptions(**options)  # type: ignore[arg-type]
     if backend == "inprocess":

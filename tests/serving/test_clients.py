@@ -12,7 +12,7 @@ import tensorflow as tf
 from services.model_client import GENERATE, ModelNotFound, ModelUnavailable
 from services.model_client.tensors import from_tensor_proto, to_tensor_proto
 from tests.serving.conftest import make_client
-from tests.serving.model_server import TestModelServer
+from tests.support.model_server import ModelServerProcess, serve_repository, write_config
 
 BACKENDS = ["inprocess", "grpc", "rest"]
 
@@ -30,7 +30,7 @@ def generate_inputs() -> dict[str, np.ndarray]:
     }
 
 
-def run(backend: str, server: TestModelServer, repo: Path, coro_fn, **options):
+def run(backend: str, server: ModelServerProcess, repo: Path, coro_fn, **options):
     async def go():
         client = make_client(backend, server, repo, **options)
         try:
@@ -102,9 +102,12 @@ def test_bad_request_is_a_client_bug_not_an_outage(backend, model_server, tiny_r
 
 
 @pytest.mark.parametrize("backend", ["grpc", "rest"])
-def test_version_labels_select_the_served_version(backend, two_version_repository):
+def test_version_labels_select_the_served_version(backend, two_version_repository, tmp_path):
     labels = {"tiny_en": {"stable": 1, "canary": 2}}
-    with TestModelServer(two_version_repository, labels=labels) as server:
+    config = write_config(
+        tmp_path / "models.config", two_version_repository, {"tiny_en": [1, 2]}, labels
+    )
+    with ModelServerProcess(config) as server:
 
         async def versions(client):
             return await client.served_version("tiny_en")
@@ -124,8 +127,8 @@ def test_version_labels_select_the_served_version(backend, two_version_repositor
 
 
 @pytest.mark.parametrize("backend", ["grpc", "rest"])
-def test_server_down_is_unavailable_after_retries(backend, tiny_repository):
-    server = TestModelServer(tiny_repository)  # never started: nothing listens on its ports
+def test_server_down_is_unavailable_after_retries(backend, tiny_repository, tmp_path):
+    server = serve_repository(tiny_repository, tmp_path)  # never started: nothing listens
 
     async def describe(client):
         await client.signature("tiny_en", "generate")

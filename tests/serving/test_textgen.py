@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from services.model_client import ContractMismatch
-from tests.serving.model_server import TestModelServer
+from tests.support.model_server import ModelServerProcess, serve_repository
 from tests.support.servers import serve
 from textgen_service.main import create_app
 from textgen_service.settings import TextgenSettings
@@ -21,7 +21,9 @@ from textgen_service.settings import TextgenSettings
 REQUEST = {"prompt": "And the king", "model": "tiny_en", "max_new_tokens": 40, "seed": 11}
 
 
-def settings(backend: str, server: TestModelServer, repository: Path, **extra) -> TextgenSettings:
+def settings(
+    backend: str, server: ModelServerProcess, repository: Path, **extra
+) -> TextgenSettings:
     return TextgenSettings(
         model_repository=repository,
         default_model="tiny_en",
@@ -75,8 +77,10 @@ def mismatched_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def mismatch_server(mismatched_repository: Path) -> Iterator[TestModelServer]:
-    with TestModelServer(mismatched_repository) as server:
+def mismatch_server(
+    mismatched_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModelServerProcess]:
+    with serve_repository(mismatched_repository, tmp_path_factory.mktemp("mismatch")) as server:
         yield server
 
 
@@ -101,8 +105,8 @@ def problem(response: httpx.Response) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["grpc", "rest"])
-def test_model_server_down_gives_503_then_recovers(backend, tiny_repository):
-    server = TestModelServer(tiny_repository).start()
+def test_model_server_down_gives_503_then_recovers(backend, tiny_repository, tmp_path):
+    server = serve_repository(tiny_repository, tmp_path).start()
     config = settings(backend, server, tiny_repository, model_retries=1, model_retry_backoff_s=0.05)
     try:
         with serve(create_app(config)) as url, httpx.Client(base_url=url, timeout=60) as client:

@@ -1,4 +1,8 @@
-"""The generation use case: limits that depend on settings and on the model, then the call."""
+"""The generation use case: limits that depend on settings and on the model, then the call.
+
+The model instance (one version) is taken once, so the limits, the vocabulary, the
+graph and the reported version all belong to the version that served the request.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ async def generate(
     return GenerationResponse(
         text=result.text,
         model=model.name,
+        version=model.version,
         tokens=result.tokens,
         finish_reason=result.finish_reason,
         seed=seed,

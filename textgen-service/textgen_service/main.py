@@ -1,4 +1,8 @@
-"""textgen-service application: create_app() for tests and servers, run() for the console script."""
+"""textgen-service application: create_app() for tests and servers, run() for the console script.
+
+The lifespan loads the registry (which starts following model versions) and stops
+it before closing the model client.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model_client = client or create_model_client(settings)
         repository = ModelRepository(settings.model_repository)
-        # Load, verify against the contract and warm up before accepting traffic.
-        app.state.registry = await TextModelRegistry.load(settings, model_client, repository)
+        # Load, verify against the contract and warm up before accepting traffic; from
+        # then on each model follows the version the model server serves.
+        registry = await TextModelRegistry.load(settings, model_client, repository)
+        app.state.registry = registry
         try:
             yield
         finally:
             app.state.registry = None
+            await registry.close()  # no switch may start on a closing client
             await model_client.close()
 
     async def readiness() -> Readiness:

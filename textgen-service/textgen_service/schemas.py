@@ -41,6 +41,7 @@ class Normalisation(BaseModel):
 class GenerationResponse(BaseModel):
     text: str
     model: str
+    version: int = Field(description="the model version that generated the text")
     tokens: int
     finish_reason: Literal["length", "stop"]
     seed: int
@@ -49,7 +50,7 @@ class GenerationResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    version: int
+    version: int = Field(description="the version serving now; it changes when its label moves")
     kind: str
     language: str
     description: str

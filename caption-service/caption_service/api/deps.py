@@ -8,14 +8,16 @@ from fastapi import Depends, Request
 
 from caption_service.captioner import CaptionModel
 from caption_service.settings import CaptionSettings
+from services.model_client import FollowedVersion
 from services.problems import Unavailable
 
 
 def get_model(request: Request) -> CaptionModel:
-    model: CaptionModel | None = getattr(request.app.state, "model", None)
-    if model is None:
+    """The captioner version serving now, taken once: the whole request uses it."""
+    captioner: FollowedVersion[CaptionModel] | None = getattr(request.app.state, "captioner", None)
+    if captioner is None:
         raise Unavailable("the captioner is still loading")
-    return model
+    return captioner.current
 
 
 def get_settings(request: Request) -> CaptionSettings:

@@ -1,4 +1,8 @@
-"""HTTP routes of caption-service: thin, the photo checks are in services.images."""
+"""HTTP routes of caption-service: thin, the photo checks are in services.images.
+
+`model` is the captioner version serving when the request arrived; the answer's
+`version` is the one that produced its captions, even if the label moves meanwhile.
+"""
 
 from __future__ import annotations
 

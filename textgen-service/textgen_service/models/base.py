@@ -1,4 +1,9 @@
-"""What every text model family offers the service: verify, warm up, generate, describe."""
+"""What every text model family offers the service: verify, warm up, generate, describe.
+
+One instance is one version of one model: its card and vocabulary come from that
+version's directory and every call names that version, so a request never mixes
+versions. The registry builds a new instance when the served version moves.
+"""
 
 from __future__ import annotations
 
@@ -37,10 +42,13 @@ class Generation:
 class TextModel(ABC):
     family: ClassVar[str]
 
-    def __init__(self, name: str, client: ModelClient, repository: ModelRepository) -> None:
+    def __init__(
+        self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
+    ) -> None:
+        """Read `version`'s card (and, in subclasses, its vocabulary): blocking file reads."""
         self.name, self.client, self.repository = name, client, repository
-        self.version = repository.resolve(name)
-        self.card: dict[str, Any] = repository.card(name, self.version)
+        self.version = version
+        self.card: dict[str, Any] = repository.card(name, version)
 
     @property
     def max_new_tokens(self) -> int:
@@ -52,7 +60,9 @@ class TextModel(ABC):
 
     async def verify(self) -> None:
         """Refuse to serve a model whose graph does not meet the `generate` contract."""
-        GENERATE.check(self.name, await self.client.signature(self.name, GENERATE.name))
+        GENERATE.check(
+            self.name, await self.client.signature(self.name, GENERATE.name, self.version)
+        )
 
     @abstractmethod
     def normalise(self, prompt: str) -> NormalisedPrompt:

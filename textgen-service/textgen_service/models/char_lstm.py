@@ -1,4 +1,7 @@
-"""Character-level LSTM models (kind `char_lstm`): one id per character, no end token."""
+"""Character-level LSTM models (kind `char_lstm`): one id per character, no end token.
+
+The alphabet is the vocabulary file of the instance's own version, read at construction.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 
 import numpy as np
 
+from services.model_client import ModelClient, ModelRepository
 from services.problems import Problem
 from textgen_service.alphabet import Alphabet, NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
@@ -14,8 +18,10 @@ from textgen_service.models.base import Generation, GenerationParams, TextModel
 class CharLSTMModel(TextModel):
     family = "char_lstm"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
+    ) -> None:
+        super().__init__(name, client, repository, version=version)
         vocab_file = self.card.get("tokenizer", {}).get("file", "vocab.json")
         chars = json.loads(
             self.repository.asset(self.name, vocab_file, self.version).read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
 """GPT-2 models (kind `gpt2`): byte-level BPE in the service, decoding loop in the graph.
 
-The tokenizer is the model's own `assets.extra/tokenizer.json` (HF `tokenizers`).
+The tokenizer is the `assets.extra/tokenizer.json` (HF `tokenizers`) of the
+instance's own version.
 Byte-level BPE reads any text, so a prompt is never altered; it only has to fit
 the context with the tokens asked for, as in text-generation-inference, otherwise
 the caller gets a 422 that says how many tokens each side took. The graph stops
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Tokenizer
 
+from services.model_client import ModelClient, ModelRepository
 from services.problems import Problem
 from textgen_service.alphabet import NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
@@ -20,8 +22,10 @@ from textgen_service.models.base import Generation, GenerationParams, TextModel
 class GPT2Model(TextModel):
     family = "gpt2"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
+    ) -> None:
+        super().__init__(name, client, repository, version=version)
         info = self.card.get("tokenizer", {})
         path = self.repository.asset(self.name, info.get("file", "tokenizer.json"), self.version)
         self.tokenizer = Tokenizer.from_file(str(path))

@@ -22,39 +22,16 @@ TINY_TEXT = (
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    corpus = tmp_path_factory.mktemp("corpus")
-    (corpus / "train.txt").write_text(TINY_TEXT * 40, encoding="utf-8")
-    (corpus / "valid.txt").write_text(TINY_TEXT * 4, encoding="utf-8")
-    (corpus / "manifest.json").write_text(
-        '{"name": "tiny", "source": "test text", "licence": "CC0", "split_rule": "copy",'
-        ' "files": {"train.txt": {"chars": 1, "sha256": "x"}, "valid.txt": {"chars": 1}},'
-        ' "documents": {"valid": ["all"]}}',
-        encoding="utf-8",
-    )
-    return corpus
+    from tests.support.text_models import write_tiny_corpus
+
+    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"), TINY_TEXT)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.char_lstm.train import TrainConfig, train
+    from tests.support.text_models import train_tiny_char_lstm
 
-    run = tmp_path_factory.mktemp("run")
-    train(
-        TrainConfig(
-            corpus=tiny_corpus,
-            run_dir=run,
-            units=24,
-            embed_dim=8,
-            batch_size=4,
-            seq_len=16,
-            steps=6,
-            eval_every=3,
-            eval_streams=2,
-            warmup_steps=2,
-            threads=1,
-        )
-    )
-    return run
+    return train_tiny_char_lstm(tiny_corpus, tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="session")

@@ -25,20 +25,7 @@ import numpy as np
 
 from model_server.errors import internal, invalid_argument
 from model_server.servable import numpy_dtype_name
-
-_FIELD = {
-    "float32": "float_val",
-    "float64": "double_val",
-    "int8": "int_val",
-    "int16": "int_val",
-    "int32": "int_val",
-    "uint8": "int_val",
-    "uint16": "int_val",
-    "int64": "int64_val",
-    "uint32": "uint32_val",
-    "uint64": "uint64_val",
-    "bool": "bool_val",
-}
+from services.model_client.tensors import VALUE_FIELD  # the TensorProto field of each dtype
 
 
 def from_tensor_proto(name: str, proto: Any) -> np.ndarray:
@@ -56,7 +43,9 @@ def to_tensor_proto(array: np.ndarray, *, as_content: bool = False) -> Any:
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 
     array = np.asarray(array)
-    if as_content or array.dtype.kind in "OSU" or array.dtype.name not in _FIELD:
+    name = array.dtype.name
+    # half_val holds float16 bit patterns: leave those to make_tensor_proto as well.
+    if as_content or array.dtype.kind in "OSU" or name not in VALUE_FIELD or name == "float16":
         proto: Any = tf.make_tensor_proto(array)
         return proto
     proto = tensor_pb2.TensorProto(
@@ -65,7 +54,7 @@ def to_tensor_proto(array: np.ndarray, *, as_content: bool = False) -> Any:
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(s)) for s in array.shape]
         ),
     )
-    getattr(proto, _FIELD[array.dtype.name]).extend(array.reshape(-1).tolist())
+    getattr(proto, VALUE_FIELD[array.dtype.name]).extend(array.reshape(-1).tolist())
     return proto
 
 

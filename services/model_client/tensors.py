@@ -36,7 +36,7 @@ DT_TO_NUMPY: dict[str, str] = {
 NUMPY_TO_DT = {v: k for k, v in DT_TO_NUMPY.items()}
 
 # TensorProto's typed value field for each dtype, when tensor_content is empty.
-_VALUE_FIELD = {
+VALUE_FIELD = {
     "float32": "float_val",
     "float64": "double_val",
     "float16": "half_val",
@@ -104,7 +104,7 @@ def from_tensor_proto(proto: Any) -> np.ndarray:
         out = np.frombuffer(proto.tensor_content, dtype=np.dtype(name).newbyteorder("<"))
         out = out.astype(name)
     else:
-        raw = getattr(proto, _VALUE_FIELD[name])
+        raw = getattr(proto, VALUE_FIELD[name])
         if name == "float16":  # half_val holds the float16 bit patterns as ints
             out = np.asarray(raw, np.uint16).view(np.float16)
         else:

@@ -59,12 +59,7 @@ def test_unparsable_config_at_start_exits_with_line_and_column(tmp_path, reposit
         'model_config_list {\n  config {\n    name: "probe"\n    base_pat: "/x"\n  }\n}\n',
         encoding="utf-8",
     )
-    server = ModelServerProcess(config).start(wait=False)
-    try:
-        code = server.exit_code()
-        log = server.log_text()
-    finally:
-        server.stop()
+    code, log = ModelServerProcess(config).run_to_exit()
     assert code != 0, log
     assert f"{config}:4:" in log, log
     assert "base_pat" in log, log
@@ -93,18 +88,13 @@ def test_unparsable_config_on_poll_keeps_the_last_good_one(tmp_path, repository,
 def test_labels_for_unavailable_versions_need_the_flag_at_start(tmp_path, repository):
     """server_core.cc UpdateModelVersionLabelMap runs before the first load: without
     --allow_version_labels_for_unavailable_models any label fails the start-up."""
-    server = serve(
+    code, log = serve(
         tmp_path,
         repository,
         {"probe": [1]},
         {"probe": {"stable": 1}},
         allow_unavailable_labels=False,
-    ).start(wait=False)
-    try:
-        code = server.exit_code()
-        log = server.log_text()
-    finally:
-        server.stop()
+    ).run_to_exit()
     assert code != 0, log
     assert (
         "Request to assign label to version 1 of model probe, which is not currently "
@@ -353,11 +343,7 @@ def test_relative_base_path_is_refused(tmp_path: Path, repository, stubs_for):
         'model_platform: "tensorflow" } }\n',
         encoding="utf-8",
     )
-    server = ModelServerProcess(config).start(wait=False)
-    try:
-        code, log = server.exit_code(), server.log_text()
-    finally:
-        server.stop()
+    code, log = ModelServerProcess(config).run_to_exit()
     assert code != 0
     assert (
         "Expected model probe to have an absolute path or URI; got base_path()=models/probe" in log

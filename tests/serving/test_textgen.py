@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import tensorflow as tf
 
 from services.model_client import ContractMismatch
 from tests.support.model_server import ModelServerProcess, serve_repository
 from tests.support.servers import serve
+from tests.support.text_models import export_broken_generate
 from textgen_service.main import create_app
 from textgen_service.settings import TextgenSettings
 
@@ -54,25 +53,10 @@ def mismatched_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPa
     """tiny_en's card and vocabulary beside a graph whose `generate` breaks the contract:
     a scalar temperature (TF Serving could not batch it) and no seed."""
 
-    class Broken(tf.Module):
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
-                tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
-                tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-                tf.TensorSpec([], tf.float32, name="temperature"),
-                tf.TensorSpec([None], tf.int32, name="top_k"),
-                tf.TensorSpec([None], tf.float32, name="top_p"),
-            ]
-        )
-        def generate(self, prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p):
-            return {"token_ids": prompt_ids, "lengths": prompt_lengths}
-
     root = tmp_path_factory.mktemp("mismatched")
-    target = root / "tiny_en" / "1"
-    module = Broken()
-    tf.saved_model.save(module, str(target), signatures={"generate": module.generate})
-    shutil.copytree(tiny_repository / "tiny_en" / "1" / "assets.extra", target / "assets.extra")
+    export_broken_generate(
+        root / "tiny_en" / "1", assets=tiny_repository / "tiny_en" / "1" / "assets.extra"
+    )
     return root
 
 

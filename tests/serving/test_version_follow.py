@@ -46,6 +46,11 @@ from tests.model_server.grpc_client import Stubs
 from tests.support.captioner import CAPTIONS, build_captioner, photo
 from tests.support.model_server import ModelServerProcess, write_config
 from tests.support.servers import serve
+from tests.support.text_models import (
+    export_broken_generate,
+    train_tiny_char_lstm,
+    write_tiny_corpus,
+)
 from textgen_service.main import create_app as textgen_app
 from textgen_service.settings import TextgenSettings
 
@@ -137,37 +142,13 @@ def caption_rollout(caption_versions: Path, tmp_path: Path) -> Iterator[Rollout]
 def textgen_versions(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny_en v1 (tiny_repository's), v2 (trained on V2_TEXT), v3 (breaks the contract)."""
     from training.char_lstm.export import export_run
-    from training.char_lstm.train import TrainConfig, train
 
-    corpus = tmp_path_factory.mktemp("v2_corpus")
-    (corpus / "train.txt").write_text(V2_TEXT * 40, encoding="utf-8")
-    (corpus / "valid.txt").write_text(V2_TEXT * 4, encoding="utf-8")
-    (corpus / "manifest.json").write_text(
-        '{"name": "tiny2", "source": "test text", "licence": "CC0", "split_rule": "copy",'
-        ' "files": {"train.txt": {"chars": 1, "sha256": "x"}, "valid.txt": {"chars": 1}},'
-        ' "documents": {"valid": ["all"]}}',
-        encoding="utf-8",
-    )
-    run = tmp_path_factory.mktemp("v2_run")
-    train(
-        TrainConfig(
-            corpus=corpus,
-            run_dir=run,
-            units=24,
-            embed_dim=8,
-            batch_size=4,
-            seq_len=16,
-            steps=6,
-            eval_every=3,
-            eval_streams=2,
-            warmup_steps=2,
-            threads=1,
-        )
-    )
+    corpus = write_tiny_corpus(tmp_path_factory.mktemp("v2_corpus"), V2_TEXT, "tiny2")
+    run = train_tiny_char_lstm(corpus, tmp_path_factory.mktemp("v2_run"))
     root = tmp_path_factory.mktemp("textgen_versions")
     shutil.copytree(tiny_repository / MODEL / "1", root / MODEL / "1")
     export_run(run, root / MODEL / "2", name=MODEL, language="en")
-    _export_broken_generate(root / MODEL / "3", assets=root / MODEL / "1" / "assets.extra")
+    export_broken_generate(root / MODEL / "3", assets=root / MODEL / "1" / "assets.extra")
 
     v1, v2 = (_alphabet(root / MODEL / v) for v in ("1", "2"))
     assert set(PROMPT) <= v2 and not set(PROMPT) <= v1, "the versions must read PROMPT apart"
@@ -179,29 +160,6 @@ def _alphabet(version_dir: Path) -> set[str]:
 
     vocab = version_dir / "assets.extra" / "vocab.json"
     return set(json.loads(vocab.read_text(encoding="utf-8"))["chars"])
-
-
-def _export_broken_generate(target: Path, *, assets: Path) -> None:
-    """A `generate` with a scalar temperature and no seed, beside a valid card and vocab."""
-    import tensorflow as tf
-
-    class Broken(tf.Module):
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
-                tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
-                tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-                tf.TensorSpec([], tf.float32, name="temperature"),
-                tf.TensorSpec([None], tf.int32, name="top_k"),
-                tf.TensorSpec([None], tf.float32, name="top_p"),
-            ]
-        )
-        def generate(self, prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p):
-            return {"token_ids": prompt_ids, "lengths": prompt_lengths}
-
-    module = Broken()
-    tf.saved_model.save(module, str(target), signatures={"generate": module.generate})
-    shutil.copytree(assets, target / "assets.extra")
 
 
 @pytest.fixture(scope="module")

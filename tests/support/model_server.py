@@ -157,6 +157,14 @@ class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
                         return
                 time.sleep(0.1)
 
+    def run_to_exit(self) -> tuple[int, str]:
+        """Start a server expected to refuse to start; its exit code and its log."""
+        self.start(wait=False)
+        try:
+            return self.exit_code(), self.log_text()
+        finally:
+            self.stop()
+
     def exit_code(self, timeout: float = 120.0) -> int:
         """Wait for a server expected to exit by itself (e.g. a bad config at start-up)."""
         assert self.process is not None

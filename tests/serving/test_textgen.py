@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,21 @@ def test_slow_model_server_hits_the_deadline_and_gives_503(backend, model_server
         assert "retry-after" in slow.headers
         assert problem(slow)["status"] == 503
         assert client.post("/v1/generations", json=REQUEST).status_code == 200
+
+
+def test_a_model_folder_not_yet_listed_is_skipped_not_fatal(
+    model_server, tiny_repository, tmp_path
+):
+    """A model copied onto the host before models.config lists it: the model server does
+    not serve it, so the service starts without it instead of crash-looping; asked for by
+    name (TEXTGEN_MODELS), it stops the start-up."""
+    repository = tmp_path / "models"
+    shutil.copytree(tiny_repository / "tiny_en", repository / "tiny_en")
+    shutil.copytree(tiny_repository / "tiny_en", repository / "tiny_new")
+    config = settings("grpc", model_server, repository)
+    with serve(create_app(config)) as url:
+        listed = [m["name"] for m in httpx.get(f"{url}/v1/models").json()["models"]]
+    assert listed == ["tiny_en"]
+    app = create_app(settings("grpc", model_server, repository, models=["tiny_en", "tiny_new"]))
+    with pytest.raises(RuntimeError), serve(app):
+        pass

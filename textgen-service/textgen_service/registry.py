@@ -17,6 +17,7 @@ from functools import partial
 from services.model_client import (
     FollowedVersion,
     ModelClient,
+    ModelNotFound,
     ModelRepository,
     version_poll_interval,
 )
@@ -84,6 +85,13 @@ class TextModelRegistry:
                     if requested is not None:
                         raise
                     continue  # e.g. the captioner, which shares the repository
+                except ModelNotFound as exc:
+                    if requested is not None:
+                        raise
+                    # A model folder copied onto the host before models.config lists it:
+                    # the model server does not serve it yet, which is no reason to crash.
+                    log.warning("not serving %s: %s", name, exc, extra={"model": name})
+                    continue
                 slots[name] = slot
         except BaseException:
             await asyncio.gather(*(slot.close() for slot in slots.values()))

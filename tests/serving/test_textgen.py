@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.model_client import ContractMismatch
+from services.model_client import ContractMismatch, ModelNotFound
 from tests.support.model_server import ModelServerProcess, serve_repository
 from tests.support.servers import serve
 from tests.support.text_models import export_broken_generate
@@ -134,7 +134,7 @@ def test_a_model_folder_not_yet_listed_is_skipped_not_fatal(
 ):
     """A model copied onto the host before models.config lists it: the model server does
     not serve it, so the service starts without it instead of crash-looping; asked for by
-    name (TEXTGEN_MODELS), it stops the start-up."""
+    name (TEXTGEN_MODELS), it stops the start-up with an error that names it."""
     repository = tmp_path / "models"
     shutil.copytree(tiny_repository / "tiny_en", repository / "tiny_en")
     shutil.copytree(tiny_repository / "tiny_en", repository / "tiny_new")
@@ -143,5 +143,10 @@ def test_a_model_folder_not_yet_listed_is_skipped_not_fatal(
         listed = [m["name"] for m in httpx.get(f"{url}/v1/models").json()["models"]]
     assert listed == ["tiny_en"]
     app = create_app(settings("grpc", model_server, repository, models=["tiny_en", "tiny_new"]))
-    with pytest.raises(RuntimeError), serve(app):
-        pass
+
+    async def start_up() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    with pytest.raises(ModelNotFound, match="tiny_new"):
+        asyncio.run(start_up())

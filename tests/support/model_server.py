@@ -133,9 +133,10 @@ class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
             self.wait_serving()
         return self
 
-    def wait_serving(self) -> None:
+    def wait_serving(self, give_up_s: float = 600.0) -> None:
         """Until the gRPC port answers (TF Serving opens it only once every model loaded)."""
         assert self.process is not None
+        deadline = time.monotonic() + give_up_s  # a bound for a hung load, not a speed check
         from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc
 
         with grpc.insecure_channel(self.grpc_target) as channel:
@@ -155,6 +156,10 @@ class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
                 except grpc.RpcError as exc:
                     if exc.code() == grpc.StatusCode.NOT_FOUND:  # serving: it answered
                         return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"model server not serving after {give_up_s:g} s:\n{self.log_text()}"
+                    )
                 time.sleep(0.1)
 
     def run_to_exit(self) -> tuple[int, str]:

@@ -97,6 +97,11 @@ class ConcurrencyLimit:
             self.slots.release()
 
 
+# The methods a label may name; any other (a client may send any token as a method)
+# is counted as "other", so made-up methods cannot grow /metrics without limit.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Measure:
     """ASGI middleware: request count and latency per route, and a Server-Timing header.
 
@@ -129,7 +134,8 @@ class Measure:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")  # templates, not raw paths: bounded labels
-            service, method = self.metrics.service, scope["method"]
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            service = self.metrics.service
             self.metrics.requests.labels(service, method, path, str(status)).inc()
             self.metrics.latency.labels(service, method, path).observe(
                 time.perf_counter() - started

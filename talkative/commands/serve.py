@@ -5,10 +5,14 @@ caption-service, textgen-service and the gateway start as child processes. With
 `--backend grpc` or `rest` the stack takes the production topology: `talkative
 model-server` (TF Serving's protocol and flags) serves serving/models.config, and the
 two model services reach it by version label, as they reach TF Serving under compose.
-The command waits until every child is ready,
-prints the URL, and on Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL
-for one that does not finish within --stop-timeout seconds). If one of them dies,
-the others are stopped too and the command fails.
+The command waits until every child is ready, prints the URL, and on Ctrl-C or
+SIGTERM stops them all (SIGTERM, then SIGKILL for one that does not finish within
+--stop-timeout seconds). A child that dies while the stack runs is started again,
+after 0.5 s, then twice as long after each quick exit in a row (at most 30 s), as
+compose's `restart: unless-stopped` would; the others keep serving meanwhile (the
+gateway answers 503 with Retry-After for what needs the missing one). A child that
+exits --max-restarts times in a row within a minute of its start, or one that cannot
+start the first time, stops the stack and the command fails.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -31,12 +37,26 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVING = ROOT / "serving"
 
 
+STABLE_S = 60.0  # a child that ran this long before exiting starts a new count of quick exits
+MAX_BACKOFF_S = 30.0
+
+
 @dataclass
 class Child:
     name: str
     url: str
-    process: subprocess.Popen[bytes]
+    spawn: Callable[[], subprocess.Popen[bytes]]
     ready_path: str = "/readyz"
+    process: subprocess.Popen[bytes] = field(init=False)
+    started: float = field(init=False)
+    quick_exits: int = 0
+    restart_at: float | None = None  # set while a dead child waits for its restart
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        self.process, self.started, self.restart_at = self.spawn(), time.monotonic(), None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -119,6 +139,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--label, every S seconds (default: %(default)s)",
     )
     p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="a service that dies is restarted; after N quick exits in a row (each within a "
+        "minute of its start) the stack is stopped instead (default: %(default)s)",
+    )
+    p.add_argument(
         "--log-format",
         default="text",
         choices=["text", "json"],
@@ -192,12 +220,43 @@ def _wait_ready(children: list[Child], deadline: float) -> None:
             if child.process.poll() is not None:
                 raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
             if _ready(child.url + child.ready_path):
-                print(f"  {child.name} ready at {child.url}", file=sys.stderr, flush=True)
+                print(
+                    f"  {child.name} ready at {child.url} (pid {child.process.pid})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 pending.remove(child)
         if pending and time.monotonic() > deadline:
             names = ", ".join(c.name for c in pending)
             raise RuntimeError(f"not ready in time: {names}")
         time.sleep(0.5)
+
+
+def _supervise(child: Child, max_restarts: int) -> None:
+    """Restart a child that died, with a growing pause; give up after too many quick exits."""
+    now = time.monotonic()
+    if child.restart_at is not None:
+        if now >= child.restart_at:
+            child.start()
+            print(
+                f"  {child.name} restarted (pid {child.process.pid})", file=sys.stderr, flush=True
+            )
+        return
+    code = child.process.poll()
+    if code is None:
+        return
+    child.quick_exits = child.quick_exits + 1 if now - child.started < STABLE_S else 1
+    if child.quick_exits > max_restarts:
+        raise RuntimeError(
+            f"{child.name} exited with status {code}, {child.quick_exits} times in a row"
+        )
+    pause = min(MAX_BACKOFF_S, 0.5 * 2 ** (child.quick_exits - 1))
+    child.restart_at = now + pause
+    print(
+        f"  {child.name} exited with status {code}; restarting it in {pause:g} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _stop(children: list[Child], timeout_s: float) -> None:
@@ -274,13 +333,13 @@ def run(args: argparse.Namespace) -> int:
             server = Child(
                 "model-server",
                 f"http://127.0.0.1:{args.model_server_rest_port}",
-                _spawn_model_server(args, env),
+                lambda: _spawn_model_server(args, env),
                 ready_path="/monitoring/prometheus/metrics",
             )
             children.append(server)
             _wait_ready([server], time.monotonic() + args.ready_timeout)
         for name, module, url, extra in specs:
-            children.append(Child(name, url, _spawn(name, module, env | extra)))
+            children.append(Child(name, url, partial(_spawn, name, module, env | extra)))
         _wait_ready(
             [c for c in children if c.name != "model-server"],
             time.monotonic() + args.ready_timeout,
@@ -289,10 +348,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         while True:
             for child in children:
-                if child.process.poll() is not None:
-                    raise RuntimeError(
-                        f"{child.name} exited with status {child.process.returncode}"
-                    )
+                _supervise(child, args.max_restarts)
             time.sleep(0.5)
     except Stop as why:
         print(f"\n{why}: stopping the stack…", file=sys.stderr)

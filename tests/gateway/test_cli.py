@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -44,7 +46,9 @@ def talkative(*args: str) -> subprocess.CompletedProcess[str]:
         ("tell", ("--model", "--style", "--max-new-tokens", "--temperature", "--seed", "--card",
                   "--models-dir")),
         ("serve", ("--host", "--port", "--caption-port", "--textgen-port", "--models-dir",
-                   "--text-models", "--ready-timeout", "--stop-timeout", "--log-format")),
+                   "--text-models", "--ready-timeout", "--stop-timeout", "--log-format",
+                   "--backend", "--model-config", "--label", "--model-server-port",
+                   "--model-server-rest-port", "--config-poll", "--max-restarts")),
     ],
 )  # fmt: skip
 def test_help_documents_every_option(command: str, options: tuple[str, ...]) -> None:
@@ -137,4 +141,69 @@ def test_serve_stops_everything_when_a_service_cannot_start(tmp_path: Path) -> N
     )  # fmt: skip
     assert out.returncode == 1
     assert "exited with status" in out.stderr and "stopping the stack" in out.stderr
+    assert not any(_listening(p) for p in ports)
+
+
+@pytest.mark.parametrize("victim", ["textgen-service", "caption-service", "gateway"])
+def test_serve_restarts_a_service_killed_with_sigkill(
+    victim: str, gateway_repository: Path, png: bytes, tmp_path: Path
+) -> None:
+    """kill -9 of one service: `talkative serve` starts it again and stories come back,
+    while the other services keep running (their pids do not change)."""
+    ports = [free_port() for _ in range(3)]
+    log = tmp_path / "serve.log"
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",
+             str(gateway_repository), "--port", str(ports[0]), "--caption-port", str(ports[1]),
+             "--textgen-port", str(ports[2])],
+            stdout=subprocess.PIPE, stderr=errors, text=True, env=ENV, cwd=ROOT,
+        )  # fmt: skip
+    assert process.stdout is not None
+    url = f"http://127.0.0.1:{ports[0]}"
+
+    def story(client: httpx.Client) -> int:
+        try:
+            response = client.post(
+                "/v1/stories",
+                files={"image": ("p.png", png, "image/png")},
+                data={"model": "tiny_en", "max_new_tokens": "20"},
+            )
+        except httpx.TransportError:  # the gateway itself is the one restarting
+            return 0
+        return response.status_code
+
+    def pids() -> dict[str, int]:
+        found = re.findall(r"  (\S+) (?:ready at \S+|restarted) \(pid (\d+)\)", log.read_text())
+        return {name: int(pid) for name, pid in found}  # the latest pid of each
+
+    try:
+        for line in process.stdout:
+            if "Talkative is ready" in line:
+                break
+        else:
+            pytest.fail(f"talkative serve exited before being ready:\n{log.read_text()}")
+        before = pids()
+        with httpx.Client(base_url=url, timeout=120) as client:
+            assert story(client) == 200
+            os.kill(before[victim], signal.SIGKILL)
+            seen = []
+            for _ in range(600):  # bounded; each turn waits on a real request or a pause
+                seen.append(story(client))
+                if seen[-1] == 200 and victim in pids() and pids()[victim] != before[victim]:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"no story after the restart; statuses {seen[-10:]}\n{log.read_text()}")
+        assert set(seen) <= {0, 200, 503}, seen  # refused or unavailable, never a 500
+        assert f"{victim} exited with status -9; restarting it" in log.read_text()
+        after = pids()
+        assert {n: p for n, p in after.items() if n != victim} == {
+            n: p for n, p in before.items() if n != victim
+        }
+        process.send_signal(signal.SIGINT)
+        assert process.wait() == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert not any(_listening(p) for p in ports)

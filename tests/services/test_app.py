@@ -124,6 +124,15 @@ def test_unknown_routes_and_methods(client: httpx.Client) -> None:
     problem(client.get("/echo"), 405)
 
 
+def test_made_up_methods_share_one_metric_label(client: httpx.Client) -> None:
+    """Any token is a valid HTTP method on the wire: 50 invented ones add one series."""
+    for i in range(50):
+        assert client.request(f"BREW{i}", "/nowhere").status_code in (404, 405)
+    text = client.get("/metrics").text
+    assert "BREW" not in text
+    assert 'method="other",route="unmatched"' in text
+
+
 def test_body_limit_with_and_without_content_length(client: httpx.Client) -> None:
     problem(
         client.post("/echo", content=b"x" * 4096, headers={"content-type": "application/json"}), 413

@@ -11,7 +11,7 @@ from services.logging import RequestLog
 from services.observability import ConcurrencyLimit, ReadinessCheck, install_observability
 from services.problems import install_problem_handlers
 from services.settings import ServiceSettings
-from services.validation import BodySizeLimit
+from services.validation import BodySizeLimit, ReadBodyFirst
 
 Lifespan = (
     Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -33,13 +33,15 @@ def create_service_app(
     app.state.settings = settings
     install_problem_handlers(app)
     metrics = install_observability(app, service, readiness)
-    # Added last = outermost: size check first, then the concurrency bound, then logging.
+    # Added last = outermost: logging, the size check, the whole body read (so a slow
+    # upload holds no slot), then the concurrency bound.
     app.add_middleware(
         ConcurrencyLimit,
         limit=settings.max_concurrency,
         wait_s=settings.queue_timeout_s,
         metrics=metrics,
     )
+    app.add_middleware(ReadBodyFirst, timeout_s=settings.body_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLog)
     return app

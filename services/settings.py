@@ -32,6 +32,12 @@ class ServiceSettings(BaseSettings):
         8, ge=1, description="requests served at once; more wait up to queue_timeout_s, then 503"
     )
     queue_timeout_s: float = Field(10.0, gt=0, description="how long a request may wait for a slot")
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="the whole request body must arrive within this many seconds, else 408; "
+        "it is read before the request takes a slot, so slow uploads hold none",
+    )
 
 
 class ModelServiceSettings(ServiceSettings):

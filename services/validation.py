@@ -1,7 +1,9 @@
-"""Request validation helpers: readable validation errors and a request body size limit."""
+"""Request validation helpers: readable validation errors, a body size limit, and bodies read
+whole, within a deadline, before a request may take one of the service's slots."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,3 +73,57 @@ class BodySizeLimit:
         except Exception:
             if not answered:
                 raise
+
+
+class ReadBodyFirst:
+    """ASGI middleware: the whole body arrives, within `timeout_s`, before the app sees it.
+
+    Placed outside the concurrency bound, so a client that trickles its upload holds no
+    slot while it does (eight such clients used to lock everyone out), and one that has
+    not finished in time gets 408 instead of holding its connection. The body size was
+    already bounded by BodySizeLimit, outside this one.
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from services.problems import problem_response
+
+        chunks: list[bytes] = []
+
+        async def read_all() -> bool:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return False
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+
+        try:
+            complete = await asyncio.wait_for(read_all(), timeout=self.timeout_s)
+        except TimeoutError:
+            slow = problem_response(
+                408,
+                f"The request body did not arrive within {self.timeout_s:g} s.",
+                instance=scope.get("path"),
+                headers={"Connection": "close"},
+            )
+            await slow(scope, receive, send)
+            return
+        if not complete:
+            return  # the client left; nobody to answer
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: only a disconnect can come
+
+        await self.app(scope, replay, send)

@@ -210,3 +210,43 @@ def test_secrets_never_show_in_settings_reprs(monkeypatch: pytest.MonkeyPatch) -
     settings = WithSecret()
     assert settings.token.get_secret_value() == "hunter2"
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+
+
+def test_slow_uploads_hold_no_slot_and_time_out_with_408() -> None:
+    """16 clients trickling their bodies: a normal request still gets its answer (the slot
+    is taken only once a body has arrived), and each trickler gets 408 at the deadline."""
+    import socket
+
+    settings = ServiceSettings(max_concurrency=1, queue_timeout_s=0.5, body_timeout_s=2.0)
+
+    async def ready() -> Readiness:
+        return Readiness(True)
+
+    app = create_service_app(
+        service="demo", title="demo", description="demo", version="0",
+        settings=settings, readiness=ready,
+    )  # fmt: skip
+
+    @app.post("/echo")
+    async def echo(body: Echo) -> dict[str, str]:
+        return {"text": body.word}
+
+    with serve(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        tricklers = []
+        for _ in range(16):
+            s = socket.create_connection(("127.0.0.1", port), timeout=120)
+            s.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: demo\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            tricklers.append(s)
+        try:
+            answer = httpx.post(f"{url}/echo", json={"word": "hi"}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            for s in tricklers:
+                head = s.recv(4096).split(b"\r\n", 1)[0]
+                assert head == b"HTTP/1.1 408 Request Timeout", head
+        finally:
+            for s in tricklers:
+                s.close()

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
+from services.headers import SecurityHeaders
 from services.logging import RequestLog
 from services.observability import ConcurrencyLimit, ReadinessCheck, install_observability
 from services.problems import install_problem_handlers
@@ -44,4 +45,5 @@ def create_service_app(
     app.add_middleware(ReadBodyFirst, timeout_s=settings.body_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLog)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     return app

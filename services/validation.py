@@ -4,9 +4,10 @@ whole, within a deadline, before a request may take one of the service's slots."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -25,6 +26,30 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             message = "the body is not valid JSON"
         out.append({"field": field, "message": message})
     return out
+
+
+def only_form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: 422 for a multipart field the route does not take.
+
+    FastAPI ignores form fields it was not told about, so a misspelt option
+    (`max_token=5`) would silently get the default; naming it is kinder.
+    """
+    known = frozenset(names)
+
+    async def check(request: Request) -> None:
+        from services.problems import Problem
+
+        unknown = sorted(set((await request.form()).keys()) - known)
+        if unknown:
+            message = "unknown field; check the spelling against the API documentation"
+            raise Problem(
+                422,
+                f"Unknown form field(s) {', '.join(unknown)}; this endpoint takes "
+                f"{', '.join(sorted(known))}.",
+                errors=[{"field": name, "message": message} for name in unknown],
+            )
+
+    return check
 
 
 class BodySizeLimit:

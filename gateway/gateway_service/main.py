@@ -112,7 +112,13 @@ def create_app(
 def run() -> None:
     settings = GatewaySettings()
     configure_logging(settings.log_level, settings.log_format, "gateway")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        server_header=False,  # do not announce the server software
+    )
 
 
 if __name__ == "__main__":

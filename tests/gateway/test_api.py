@@ -110,6 +110,21 @@ def test_out_of_range_knobs(
     assert_problem(story(edge, png, "photo.png", **{field: value}), 422, *words)
 
 
+def test_unknown_form_fields_are_named(edge: httpx.Client, png: bytes) -> None:
+    """A misspelt option (`max_token`) must not silently get the default length."""
+    body = assert_problem(story(edge, png, "photo.png", max_token="5"), 422, "max_token")
+    assert body["errors"] == [
+        {
+            "field": "max_token",
+            "message": "unknown field; check the spelling against the API documentation",
+        }
+    ]
+    extra = edge.post(
+        "/v1/captions", files={"image": ("p.png", png, "image/png")}, data={"beam": "9"}
+    )
+    assert_problem(extra, 422, "beam")
+
+
 def test_generation_passthrough_validates(edge: httpx.Client) -> None:
     ok = {"prompt": "And the king", "model": "tiny_en", "max_new_tokens": 5, "seed": 1}
     body = edge.post("/v1/generations", json=ok).json()
@@ -144,6 +159,16 @@ def test_web_page_is_self_contained(edge: httpx.Client) -> None:
     for asset in ("/static/app.js", "/static/style.css", "/static/fonts/DejaVuSerif.ttf"):
         assert edge.get(asset).status_code == 200, asset
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/v1/models", "/nowhere", "/healthz"])
+def test_security_headers_on_every_answer(edge: httpx.Client, path: str) -> None:
+    response = edge.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
 # --- the chain, against the real caption-service and textgen-service -----------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from gateway_service.main import create_app
 from tests.gateway.conftest import gateway_settings
@@ -74,7 +75,8 @@ def test_photo_to_story_and_card(page: Any, tmp_path: Path, jpeg: bytes) -> None
     assert caption and story.startswith("And it came to pass")
     assert not page.is_visible("#error")
     # The card loads and is the social-network size; it can be downloaded.
-    page.wait_for_function("document.getElementById('card').complete", timeout=0)
+    # A property check, not wait_for_function: the page's CSP forbids the eval that needs.
+    expect(page.locator("#card")).to_have_js_property("complete", True, timeout=0)
     width = page.evaluate("document.getElementById('card').naturalWidth")
     assert width == 1080
     assert caption in page.get_attribute("#card", "alt")

@@ -113,7 +113,9 @@ def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
         url = f"http://127.0.0.1:{ports[0]}"
         assert url in line
         with httpx.Client(base_url=url, timeout=120) as client:
-            assert client.get("/readyz").json()["status"] == "ready"
+            ready = client.get("/readyz")
+            assert ready.json()["status"] == "ready"
+            assert "server" not in ready.headers  # the server software is not announced
             response = client.post(
                 "/v1/stories",
                 files={"image": ("p.png", png, "image/png")},

@@ -65,4 +65,10 @@ def create_app(
 def run() -> None:
     settings = TextgenSettings()
     configure_logging(settings.log_level, settings.log_format, "textgen-service")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        server_header=False,  # do not announce the server software
+    )

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, Depends, File, UploadFile
 
 from caption_service.api.deps import ModelDep, SettingsDep
 from caption_service.schemas import CaptionResponse
 from services.images import read_image
+from services.validation import only_form_fields
 
 router = APIRouter(prefix="/v1", tags=["captions"])
 PROBLEMS = {
@@ -31,6 +32,7 @@ PROBLEMS = {
     response_model=CaptionResponse,
     responses=PROBLEMS,  # type: ignore[arg-type]
     summary="Ranked captions of a photo",
+    dependencies=[Depends(only_form_fields("image"))],
 )
 async def create_captions(
     model: ModelDep,

@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -15,7 +15,7 @@ from gateway_service.api.deps import ChainDep
 from gateway_service.schemas import GenerationRequest, StoryOptions, StoryResponse
 from services.images import read_image
 from services.problems import Problem
-from services.validation import describe_validation_errors
+from services.validation import describe_validation_errors, only_form_fields
 
 router = APIRouter(prefix="/v1")
 STORY_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -45,6 +45,11 @@ def _blank_to_none(value: str | None) -> str | None:
     responses=PROBLEMS,
     tags=["stories"],
     summary="Photo in: caption, story and a card to share",
+    dependencies=[
+        Depends(
+            only_form_fields("image", "model", "max_new_tokens", "temperature", "seed", "style")
+        )
+    ],
 )
 async def create_story(
     chain: ChainDep,
@@ -104,7 +109,13 @@ async def story_card(story_id: str, chain: ChainDep) -> Response:
     )
 
 
-@router.post("/captions", responses=PROBLEMS, tags=["pass-through"], summary="caption-service")
+@router.post(
+    "/captions",
+    responses=PROBLEMS,
+    tags=["pass-through"],
+    summary="caption-service",
+    dependencies=[Depends(only_form_fields("image"))],
+)
 async def captions(
     chain: ChainDep,
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],

@@ -43,7 +43,11 @@ def create_service_app(
         metrics=metrics,
     )
     app.add_middleware(ReadBodyFirst, timeout_s=settings.body_timeout_s)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        max_json_bytes=settings.max_json_bytes,
+    )
     app.add_middleware(RequestLog)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     return app

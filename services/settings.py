@@ -28,6 +28,12 @@ class ServiceSettings(BaseSettings):
     max_request_bytes: int = Field(
         1_000_000, ge=1024, description="bodies larger than this get 413"
     )
+    max_json_bytes: int = Field(
+        64_000,
+        ge=1024,
+        description="JSON bodies larger than this get 413 (prompts and knobs; photos are "
+        "multipart, under max_request_bytes)",
+    )
     max_concurrency: int = Field(
         8, ge=1, description="requests served at once; more wait up to queue_timeout_s, then 503"
     )

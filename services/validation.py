@@ -55,11 +55,14 @@ def only_form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
 class BodySizeLimit:
     """ASGI middleware: 413 for bodies over `max_bytes`, by header or while streaming.
 
-    Checked before FastAPI parses anything, so an oversized upload is never buffered whole.
+    JSON bodies (prompts and knobs) get the smaller `max_json_bytes`: a photo may be
+    megabytes, a JSON request never needs to be. Checked before FastAPI parses anything,
+    so an oversized upload is never buffered whole.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.max_json_bytes = min(max_bytes, max_json_bytes or max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,13 +70,18 @@ class BodySizeLimit:
             return
         from services.problems import problem_response
 
-        declared = dict(scope.get("headers", [])).get(b"content-length")
+        headers = dict(scope.get("headers", []))
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        is_json = media == b"application/json" or media.endswith(b"+json")
+        limit = self.max_json_bytes if is_json else self.max_bytes
+        declared = headers.get(b"content-length")
         too_big = problem_response(
             413,
-            f"The request body is larger than {self.max_bytes:,} bytes.",
+            f"The request body is larger than {limit:,} bytes"
+            + (" (the limit for JSON bodies)." if is_json else "."),
             instance=scope.get("path"),
         )
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await too_big(scope, receive, send)
             return
         received, answered = 0, False
@@ -87,7 +95,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes and not answered:
+                if received > limit and not answered:
                     answered = True
                     await too_big(scope, receive, send)
                     return {"type": "http.disconnect"}

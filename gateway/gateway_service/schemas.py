@@ -21,7 +21,9 @@ class StoryOptions(BaseModel):
     max_new_tokens: int | None = Field(
         None, ge=1, description="length of the story in tokens (characters for char models)"
     )
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 = greedy; higher = wilder")
+    temperature: float = Field(
+        0.7, ge=0.0, le=2.0, allow_inf_nan=False, description="0 = greedy; higher = wilder"
+    )
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same story")
     style: Literal["auto", "verse", "screenplay", "tale", "plain"] = Field(
         "auto", description="how the caption is framed; auto follows the model's corpus"
@@ -36,9 +38,9 @@ class GenerationRequest(BaseModel):
     prompt: str = Field(..., min_length=1, max_length=2000)
     model: str = Field("char_lstm_en", min_length=1, max_length=100, pattern=MODEL_NAME)
     max_new_tokens: int = Field(200, ge=1)
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    temperature: float = Field(0.7, ge=0.0, le=2.0, allow_inf_nan=False)
     top_k: int = Field(0, ge=0, le=10_000)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
 

@@ -95,6 +95,8 @@ def test_unknown_model(edge: httpx.Client, png: bytes) -> None:
         ("temperature", "5", ("temperature",)),
         ("temperature", "-0.1", ("temperature",)),
         ("temperature", "hot", ("temperature",)),
+        ("temperature", "nan", ("temperature", "finite number")),
+        ("temperature", "inf", ("temperature", "finite number")),
         ("max_new_tokens", "0", ("max_new_tokens",)),
         ("max_new_tokens", "100000", ("max_new_tokens", "at most 500")),
         ("max_new_tokens", "1.5", ("max_new_tokens",)),
@@ -108,6 +110,13 @@ def test_out_of_range_knobs(
     edge: httpx.Client, png: bytes, field: str, value: str, words: tuple[str, ...]
 ) -> None:
     assert_problem(story(edge, png, "photo.png", **{field: value}), 422, *words)
+
+
+def test_json_bodies_have_their_own_small_limit(edge: httpx.Client) -> None:
+    """A 2,000-character prompt never needs megabytes: JSON stops at max_json_bytes, while
+    a photo upload may still use the whole max_request_bytes."""
+    big = {"prompt": "a" * 100_000, "model": "tiny_en"}
+    assert_problem(edge.post("/v1/generations", json=big), 413, "JSON")
 
 
 def test_unknown_form_fields_are_named(edge: httpx.Client, png: bytes) -> None:

@@ -250,3 +250,9 @@ def test_slow_uploads_hold_no_slot_and_time_out_with_408() -> None:
         finally:
             for s in tricklers:
                 s.close()
+
+
+def test_openapi_says_metrics_are_text(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")

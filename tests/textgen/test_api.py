@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -96,6 +97,18 @@ def test_bad_inputs(
     client: httpx.Client, overrides: dict[str, Any], status: int, words: list[str]
 ) -> None:
     assert_problem(post(client, **overrides), status, *words)
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_named_as_such(client: httpx.Client, field: str, value: str) -> None:
+    """Python's JSON reader takes NaN and Infinity; they used to be refused as "less than or
+    equal to 2", which sends the user looking for the wrong mistake."""
+    body = (
+        json.dumps({k: v for k, v in GOOD.items() if k != field})[:-1] + f', "{field}": {value}}}'
+    )
+    r = client.post("/v1/generations", content=body, headers={"content-type": "application/json"})
+    assert_problem(r, 422, field, "finite number")
 
 
 def test_missing_prompt(client: httpx.Client) -> None:

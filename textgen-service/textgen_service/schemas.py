@@ -21,12 +21,14 @@ class GenerationRequest(BaseModel):
         200, ge=1, description="tokens (characters for char models) to generate"
     )
     temperature: float = Field(
-        0.7, ge=0.0, le=2.0, description="0 = greedy; higher = more surprising"
+        0.7, ge=0.0, le=2.0, allow_inf_nan=False, description="0 = greedy; higher = more surprising"
     )
     top_k: int = Field(
         0, ge=0, le=10_000, description="sample among the k likeliest tokens; 0 = off"
     )
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1 = off")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, allow_inf_nan=False, description="nucleus sampling mass; 1 = off"
+    )
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="same seed, same text; omitted = random"
     )

@@ -40,6 +40,7 @@ def create_service_app(
         ConcurrencyLimit,
         limit=settings.max_concurrency,
         wait_s=settings.queue_timeout_s,
+        max_queue=settings.max_queue,
         metrics=metrics,
     )
     app.add_middleware(ReadBodyFirst, timeout_s=settings.body_timeout_s)

@@ -58,37 +58,61 @@ class Metrics:
             ["service"],
             registry=self.registry,
         )
+        self.queued = Gauge(
+            "http_requests_queued",
+            "requests waiting for a slot (the queue depth)",
+            ["service"],
+            registry=self.registry,
+        )
         self.service = service
 
 
 class ConcurrencyLimit:
-    """ASGI middleware: at most `limit` requests in the app; others wait `wait_s`, then get 503.
+    """ASGI middleware: at most `limit` requests in the app; up to `max_queue` more wait
+    `wait_s` for a slot, then get 503; beyond that queue, a request gets 503 at once
+    (shedding early beats making a client wait for a refusal it could have had at once).
 
     Health, readiness and metrics bypass it, so an orchestrator can still see a busy service.
     """
 
     EXEMPT = ("/healthz", "/readyz", "/metrics")
 
-    def __init__(self, app: ASGIApp, limit: int, wait_s: float, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, wait_s: float, metrics: Metrics, max_queue: int = 64
+    ) -> None:
         self.app, self.wait_s, self.metrics = app, wait_s, metrics
         self.slots = asyncio.Semaphore(limit)
+        self.max_queue, self.waiting = max_queue, 0
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, why: str) -> None:
+        self.metrics.rejected.labels(self.metrics.service).inc()
+        busy = problem_response(503, why, headers={"Retry-After": "2"}, instance=scope["path"])
+        await busy(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.EXEMPT:
             await self.app(scope, receive, send)
             return
+        if self.slots.locked() and self.waiting >= self.max_queue:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                "The service is at capacity and its queue is full; try again shortly.",
+            )
+            return
+        self.waiting += 1
+        self.metrics.queued.labels(self.metrics.service).inc()
         try:
             await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_s)
         except TimeoutError:
-            self.metrics.rejected.labels(self.metrics.service).inc()
-            busy = problem_response(
-                503,
-                "The service is at capacity; try again shortly.",
-                headers={"Retry-After": "2"},
-                instance=scope["path"],
+            await self._refuse(
+                scope, receive, send, "The service is at capacity; try again shortly."
             )
-            await busy(scope, receive, send)
             return
+        finally:
+            self.waiting -= 1
+            self.metrics.queued.labels(self.metrics.service).dec()
         self.metrics.in_flight.labels(self.metrics.service).inc()
         try:
             await self.app(scope, receive, send)

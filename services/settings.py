@@ -38,6 +38,11 @@ class ServiceSettings(BaseSettings):
         8, ge=1, description="requests served at once; more wait up to queue_timeout_s, then 503"
     )
     queue_timeout_s: float = Field(10.0, gt=0, description="how long a request may wait for a slot")
+    max_queue: int = Field(
+        16,
+        ge=0,
+        description="requests that may wait for a slot; with the queue full, 503 at once",
+    )
     body_timeout_s: float = Field(
         30.0,
         gt=0,

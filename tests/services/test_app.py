@@ -256,3 +256,52 @@ def test_openapi_says_metrics_are_text(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
     assert client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_a_full_queue_is_refused_at_once() -> None:
+    """One slot, a queue of one: with both taken, the next request gets 503 without waiting
+    the (long) queue timeout, and the queued one is served once the slot frees."""
+    release = threading.Event()
+    settings = ServiceSettings(max_concurrency=1, max_queue=1, queue_timeout_s=600.0)
+
+    async def ready() -> Readiness:
+        return Readiness(True)
+
+    app = create_service_app(
+        service="demo", title="demo", description="demo", version="0",
+        settings=settings, readiness=ready,
+    )  # fmt: skip
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        await asyncio.to_thread(release.wait, 600)
+        return {"status": "done"}
+
+    def metric(client: httpx.Client, line: str) -> bool:
+        return line in client.get("/metrics").text
+
+    with serve(app) as url, httpx.Client(base_url=url, timeout=600) as client:
+        answers: list[int] = []
+        threads = [threading.Thread(target=lambda: answers.append(client.get("/slow").status_code))
+                   for _ in range(2)]  # fmt: skip
+        try:
+            threads[0].start()
+            for _ in range(2000):  # bounded wait on a condition: the slot is held
+                if metric(client, 'http_requests_in_flight{service="demo"} 1.0'):
+                    break
+                threading.Event().wait(0.05)
+            threads[1].start()
+            for _ in range(2000):  # ... and the queue holds one
+                if metric(client, 'http_requests_queued{service="demo"} 1.0'):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail(client.get("/metrics").text)
+            shed = client.get("/slow")
+            body = problem(shed, 503)
+            assert "queue is full" in body["detail"] and shed.headers["retry-after"] == "2"
+        finally:
+            release.set()
+            for thread in threads:
+                thread.join()
+        assert answers == [200, 200]

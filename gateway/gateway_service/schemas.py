@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,3 +62,50 @@ class StoryResponse(BaseModel):
     card_url: str
     alt_text: str = Field(description="a description of the card for screen readers")
     finish_reason: Literal["length", "stop", "sentence"]
+
+
+class PublicCorpus(BaseModel):
+    name: str = ""
+    source: str = ""
+    licence: str = ""
+
+
+class PublicModel(BaseModel):
+    """What the public may know of a model: no training paths, hashes or run settings."""
+
+    name: str
+    version: int
+    kind: str
+    language: str
+    description: str
+    parameters: int
+    held_out_loss: dict[str, float] = Field(description="figures only, per the model card")
+    max_new_tokens: int
+    training_corpus: PublicCorpus
+    licence: str = Field("", description="licence of the training data")
+
+    @classmethod
+    def from_textgen(cls, entry: dict[str, Any]) -> PublicModel:
+        raw_card = entry.get("card")
+        card: dict[str, Any] = raw_card if isinstance(raw_card, dict) else {}
+        raw_corpus = card.get("training_corpus")
+        corpus: dict[str, Any] = raw_corpus if isinstance(raw_corpus, dict) else {}
+        return cls(
+            name=str(entry["name"]),
+            version=int(entry.get("version", 0)),
+            kind=str(entry.get("kind", "")),
+            language=str(entry.get("language", "")),
+            description=str(entry.get("description", "")),
+            parameters=int(entry.get("parameters", 0)),
+            held_out_loss=dict(entry.get("held_out_loss") or {}),
+            max_new_tokens=int(entry.get("max_new_tokens", 0)),
+            training_corpus=PublicCorpus(
+                **{k: str(corpus.get(k, "")) for k in ("name", "source", "licence")}
+            ),
+            licence=str(card.get("licence", "")),
+        )
+
+
+class PublicModelList(BaseModel):
+    models: list[PublicModel]
+    default: str

@@ -8,6 +8,7 @@ refused at the edge and never reaches a model.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from collections.abc import Iterator
@@ -155,6 +156,18 @@ def test_models_passthrough(edge: httpx.Client) -> None:
     body = edge.get("/v1/models").json()
     assert {m["name"] for m in body["models"]} == {"tiny_en", "tiny_fr"}
     assert body["default"] == "tiny_en"
+
+
+def test_models_are_a_public_summary_of_the_cards(edge: httpx.Client) -> None:
+    """No training paths, hashes or run settings leave the gateway; the page's fields stay."""
+    entry = edge.get("/v1/models").json()["models"][0]
+    assert set(entry) == {
+        "name", "version", "kind", "language", "description", "parameters", "held_out_loss",
+        "max_new_tokens", "training_corpus", "licence",
+    }  # fmt: skip
+    assert set(entry["training_corpus"]) == {"name", "source", "licence"}
+    text = json.dumps(entry)
+    assert "sha256" not in text and "run_dir" not in text and "/tmp" not in text
 
 
 def test_unknown_story_card(edge: httpx.Client) -> None:

@@ -12,7 +12,13 @@ from pydantic import ValidationError
 
 from gateway_service import stories
 from gateway_service.api.deps import ChainDep
-from gateway_service.schemas import GenerationRequest, StoryOptions, StoryResponse
+from gateway_service.schemas import (
+    GenerationRequest,
+    PublicModel,
+    PublicModelList,
+    StoryOptions,
+    StoryResponse,
+)
 from services.images import read_image
 from services.problems import Problem
 from services.validation import describe_validation_errors, only_form_fields
@@ -140,6 +146,15 @@ async def generations(body: GenerationRequest, chain: ChainDep) -> dict[str, Any
     return await chain.textgen.generate(body.model_dump(exclude_none=True))
 
 
-@router.get("/models", tags=["pass-through"], summary="The text models textgen-service serves")
-async def models(chain: ChainDep) -> dict[str, Any]:
-    return await chain.catalogue.listing()
+@router.get(
+    "/models",
+    tags=["pass-through"],
+    summary="The text models textgen-service serves: a public summary of each model card",
+    response_model=PublicModelList,
+)
+async def models(chain: ChainDep) -> PublicModelList:
+    listing = await chain.catalogue.listing()
+    return PublicModelList(
+        models=[PublicModel.from_textgen(m) for m in listing.get("models", [])],
+        default=str(listing.get("default", "")),
+    )

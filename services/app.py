@@ -20,6 +20,19 @@ Lifespan = (
 )
 
 
+def serve_app(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run a service's app until it is stopped: the one uvicorn set-up every service uses."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # services.logging configured the handlers already
+        server_header=False,  # do not announce the server software
+    )
+
+
 def create_service_app(
     *,
     service: str,

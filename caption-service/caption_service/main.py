@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-import uvicorn
 from fastapi import FastAPI
 
 from caption_service import __version__
 from caption_service.api.routes import router
 from caption_service.captioner import CaptionModel, build_captioner
 from caption_service.settings import CaptionSettings
-from services.app import create_service_app
+from services.app import create_service_app, serve_app
 from services.logging import configure_logging
 from services.model_client import (
     FollowedVersion,
@@ -78,10 +77,4 @@ def create_app(
 def run() -> None:
     settings = CaptionSettings()
     configure_logging(settings.log_level, settings.log_format, "caption-service")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        server_header=False,  # do not announce the server software
-    )
+    serve_app(create_app(settings), settings)

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +19,7 @@ from gateway_service.clients import CaptionClient, TextgenClient
 from gateway_service.settings import GatewaySettings
 from gateway_service.store import StoryStore
 from gateway_service.stories import Chain
-from services.app import create_service_app
+from services.app import create_service_app, serve_app
 from services.logging import configure_logging
 from services.observability import Readiness
 
@@ -112,13 +111,7 @@ def create_app(
 def run() -> None:
     settings = GatewaySettings()
     configure_logging(settings.log_level, settings.log_format, "gateway")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        server_header=False,  # do not announce the server software
-    )
+    serve_app(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ _REPEATED = _F.LABEL_REPEATED
 # (name, number, label, type, type_name) per field. Transcribed from
 #   tensorflow_serving/servables/tensorflow/session_bundle_config.proto: BatchingParameters
 #   tensorflow_serving/config/monitoring_config.proto: PrometheusConfig, MonitoringConfig
-# (tensorflow/serving at the revision checked out in /tmp/tfs).
+# (tensorflow/serving at commit 9d981c5, see docs/model-server.md).
 # Field numbers matter only for the binary form; names and types decide text parsing.
 _FieldSpec = tuple[str, int, int, int, str]
 _MESSAGES: dict[str, list[_FieldSpec]] = {

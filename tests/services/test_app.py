@@ -212,6 +212,18 @@ def test_secrets_never_show_in_settings_reprs(monkeypatch: pytest.MonkeyPatch) -
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
 
 
+def ready_app(settings: ServiceSettings) -> FastAPI:
+    """A service app that is always ready, for tests of the edges under other settings."""
+
+    async def ready() -> Readiness:
+        return Readiness(True)
+
+    return create_service_app(
+        service="demo", title="demo", description="demo", version="0",
+        settings=settings, readiness=ready,
+    )  # fmt: skip
+
+
 def test_slow_uploads_hold_no_slot_and_time_out_with_408() -> None:
     """16 clients trickling their bodies: a normal request still gets its answer (the slot
     is taken only once a body has arrived), and each trickler gets 408 at the deadline."""
@@ -219,13 +231,7 @@ def test_slow_uploads_hold_no_slot_and_time_out_with_408() -> None:
 
     settings = ServiceSettings(max_concurrency=1, queue_timeout_s=0.5, body_timeout_s=2.0)
 
-    async def ready() -> Readiness:
-        return Readiness(True)
-
-    app = create_service_app(
-        service="demo", title="demo", description="demo", version="0",
-        settings=settings, readiness=ready,
-    )  # fmt: skip
+    app = ready_app(settings)
 
     @app.post("/echo")
     async def echo(body: Echo) -> dict[str, str]:
@@ -264,13 +270,7 @@ def test_a_full_queue_is_refused_at_once() -> None:
     release = threading.Event()
     settings = ServiceSettings(max_concurrency=1, max_queue=1, queue_timeout_s=600.0)
 
-    async def ready() -> Readiness:
-        return Readiness(True)
-
-    app = create_service_app(
-        service="demo", title="demo", description="demo", version="0",
-        settings=settings, readiness=ready,
-    )  # fmt: skip
+    app = ready_app(settings)
 
     @app.get("/slow")
     async def slow() -> dict[str, str]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
-from services.app import create_service_app
+from services.app import create_service_app, serve_app
 from services.logging import configure_logging
 from services.model_client import ModelClient, ModelRepository, create_model_client
 from services.observability import Readiness
@@ -65,10 +64,4 @@ def create_app(
 def run() -> None:
     settings = TextgenSettings()
     configure_logging(settings.log_level, settings.log_format, "textgen-service")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        server_header=False,  # do not announce the server software
-    )
+    serve_app(create_app(settings), settings)

@@ -70,10 +70,10 @@ async def timed_calls(
     return times, out
 
 
-async def bench(args: argparse.Namespace, server: ModelServerProcess) -> list[dict[str, Any]]:
+async def bench(
+    args: argparse.Namespace, server: ModelServerProcess, vocab: int
+) -> list[dict[str, Any]]:
     repository = ModelRepository(args.repository)
-    card = repository.card(args.model)
-    vocab = int(card.get("tokenizer", {}).get("size", 32))
     rows = []
     for tokens in args.tokens:
         request = inputs(args.batch, tokens, vocab)
@@ -189,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     if not ModelRepository(args.repository).versions(args.model):
         parser.error(f"no model {args.model!r} in {args.repository} (make models)")
 
+    card = ModelRepository(args.repository).card(args.model)
+    vocab = int(card.get("tokenizer", {}).get("size", 32))
     work = Path(tempfile.mkdtemp(prefix="bench-clients-"))
     config = write_config(work / "models.config", args.repository, {args.model: None})
     with ModelServerProcess(config) as server:
-        rows = asyncio.run(bench(args, server))
+        rows = asyncio.run(bench(args, server, vocab))
     print(f"model {args.model}, batch {args.batch}, {args.calls} calls per backend")
     print(
         f"{'tokens':>6} {'backend':<10} {'median ms':>10} {'p90 ms':>9} {'x inproc':>9} "
@@ -205,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['tokens']:>6} {r['backend']:<10} {r['median_ms']:>10.2f} {r['p90_ms']:>9.2f} "
             f"{ratio:>9.2f} {r['median_ms'] - base[r['tokens']]:>12.2f} {r['same_output']}"
         )
-    card = ModelRepository(args.repository).card(args.model)
-    rates = bench_throughput(args, config, int(card.get("tokenizer", {}).get("size", 32)))
+    rates = bench_throughput(args, config, vocab)
     print(
         f"\nthroughput of talkative model-server over gRPC, {args.throughput_tokens} new tokens "
         f"a request, {args.throughput_calls} requests a run, median of {args.repeats} runs"

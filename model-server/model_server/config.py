@@ -3,7 +3,8 @@
 - Parsing: the same proto TF Serving reads (tensorflow_serving/config/model_server_config.proto,
   shipped in tensorflow-serving-api), with errors that give the line and column.
 - Checks: model_servers/server_core.cc ValidateModelConfigList (names listed once, base
-  paths absolute) and ValidateNoModelsChangePlatforms.
+  paths absolute). Only the tensorflow platform is served, so upstream's
+  ValidateNoModelsChangePlatforms can never refuse anything here.
 - Versions: sources/storage_path/file_system_storage_path_source.cc: a version is a
   sub-directory of the base path whose name is a non-negative integer; the policy
   `latest` (num_versions, default 1), `all` or `specific` picks among those on disk.
@@ -56,7 +57,7 @@ def single_model_config(name: str, base_path: str) -> Any:
     return config
 
 
-def validate(config: Any, previous: Any | None = None) -> None:
+def validate(config: Any) -> None:
     """The checks ServerCore::ReloadConfig makes before it accepts a config."""
     which = config.WhichOneof("config")
     if which == "custom_model_config":
@@ -83,15 +84,6 @@ def validate(config: Any, previous: Any | None = None) -> None:
         platform = entry.model_platform or PLATFORM
         if platform != PLATFORM:
             raise failed_precondition(f"PlatformConfigMap has no entry for platform {platform}")
-    if previous is not None and previous.WhichOneof("config") == "model_config_list":
-        before = {c.name: c.model_platform or PLATFORM for c in previous.model_config_list.config}
-        for entry in config.model_config_list.config:
-            old = before.get(entry.name)
-            if old is not None and old != (entry.model_platform or PLATFORM):
-                raise invalid_argument(
-                    f"Illegal to change a model's platform. For model {entry.name} platform "
-                    f"was {old} and new platform requested is {entry.model_platform}"
-                )
 
 
 def versions_on_disk(base_path: str) -> list[int]:

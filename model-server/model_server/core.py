@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,8 @@ class CoreOptions:
 
 @dataclass
 class CoreEvents:
-    """Hooks for metrics; each gets (model, version)."""
+    """Hooks for metrics: (model, version, seconds) once loaded; (model, version, records)
+    once warmed up."""
 
     loaded: list[Callable[[str, int, float], None]] = field(default_factory=list)
     warmup_replayed: list[Callable[[str, int, int], None]] = field(default_factory=list)
@@ -92,15 +94,11 @@ class ServerCore:
 
     # ---- config -------------------------------------------------------------------------
 
-    @property
-    def config(self) -> Any:
-        return self._config
-
     def reload_config(self, new_config: Any) -> None:
         """ServerCore::ReloadConfig. Raises ServingError when the config is refused."""
         with self._reload_lock:
             first = self._config is None
-            cfg.validate(new_config, None if first else self._config)
+            cfg.validate(new_config)
             if new_config.WhichOneof("config") is None:
                 log.info("Taking no action for empty config.")
                 return
@@ -171,10 +169,6 @@ class ServerCore:
 
     # ---- requests -----------------------------------------------------------------------
 
-    def labels(self, name: str) -> dict[str, int]:
-        with self._lock:
-            return dict((self._labels or {}).get(name, {}))
-
     def servable(self, spec: Any) -> Servable:
         """The version a ModelSpec asks for (ServerCore::GetServableHandle)."""
         name = spec.name
@@ -236,18 +230,7 @@ class ServerCore:
                 raise not_found(f"Could not find any versions of model {name}")
             return sorted(versions.items(), key=lambda item: -item[0])
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
-        """Block until predicate() holds under the core's lock (for start-up and tests)."""
-        with self._changed:
-            return self._changed.wait_for(predicate, timeout)
-
     # ---- the manager: loads and unloads, one at a time ------------------------------------
-
-    def poke(self) -> None:
-        """Look at the disk again now (the file-system poll)."""
-        with self._changed:
-            self._dirty = True
-            self._changed.notify_all()
 
     def stop(self) -> None:
         with self._changed:
@@ -327,6 +310,7 @@ class ServerCore:
             return
         self._set(name, version, VersionStatus(LOADING))
         log.info("Loading servable version {name: %s version: %d} from %s", name, version, path)
+        started = time.perf_counter()
         try:
             servable = Servable.load(name, version, path)
             if self.options.enable_model_warmup:
@@ -346,6 +330,8 @@ class ServerCore:
             return
         self._set(name, version, VersionStatus(AVAILABLE, servable=servable))
         log.info("Successfully loaded servable version {name: %s version: %d}", name, version)
+        for hook in self.events.loaded:
+            hook(name, version, time.perf_counter() - started)
 
     def _warm_up(self, servable: Servable) -> None:
         """Replay assets.extra/tf_serving_warmup_requests before the version is AVAILABLE."""

@@ -51,6 +51,9 @@ class Metrics:
                 (time.perf_counter() - started) * 1e6
             )
 
+    def loaded(self, model: str, version: int, seconds: float) -> None:
+        self.loads.labels(model).observe(seconds * 1e6)
+
     def warmup_replayed(self, model: str, version: int, count: int) -> None:
         self.warmup.labels(model, str(version)).inc(count)
 

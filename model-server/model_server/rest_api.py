@@ -12,10 +12,12 @@ HTTP status of model_servers/http_server.cc ToHTTPStatusCode.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -83,7 +85,8 @@ def rest_app(core: ServerCore, metrics: Metrics, monitoring_path: str | None) ->
                 return await _predict(spec, request)
             if verb == "POST" and match["method"]:
                 raise ServingError(
-                    _unimplemented(), f"{match['method']} is not served by this model server"
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    f"{match['method']} is not served by this model server",
                 )
         except ServingError as exc:
             return _error(exc)
@@ -123,8 +126,6 @@ def rest_app(core: ServerCore, metrics: Metrics, monitoring_path: str | None) ->
 
 def _metadata_json(response: Any) -> str:
     """GetModelMetadataResponse as TF Serving's REST writes it: the Any unpacked in place."""
-    import json
-
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata[SIGNATURE_DEF].Unpack(signatures)
     body = {
@@ -136,9 +137,3 @@ def _metadata_json(response: Any) -> str:
 
 def _text(body: str) -> Response:
     return Response(body, media_type="application/json")
-
-
-def _unimplemented() -> Any:
-    import grpc
-
-    return grpc.StatusCode.UNIMPLEMENTED

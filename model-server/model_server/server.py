@@ -225,6 +225,7 @@ class ModelServer:
             ),
             scheduler,
         )
+        self.core.events.loaded.append(self.metrics.loaded)
         self.core.events.warmup_replayed.append(self.metrics.warmup_replayed)
         try:
             self.core.reload_config(config)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from model_server.errors import internal, invalid_argument
+from model_server.errors import invalid_argument
 from model_server.servable import numpy_dtype_name
 from services.model_client.tensors import VALUE_FIELD  # the TensorProto field of each dtype
 
@@ -278,8 +278,3 @@ def response_json(outputs: Mapping[str, np.ndarray], form: str) -> str:
         else:
             items.append(rows[names[0]][i])
     return '{"predictions":[' + ",".join(items) + "]}"
-
-
-def check_output(name: str, array: np.ndarray) -> None:
-    if array.dtype.kind not in "OSUbiuf":
-        raise internal(f"output {name!r} has dtype {array.dtype}, which cannot be written")

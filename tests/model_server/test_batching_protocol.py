@@ -16,7 +16,7 @@ import numpy as np
 
 from tests.model_server.conftest import Gate
 from tests.model_server.grpc_client import Stubs, rpc_error, spec
-from tests.support.model_server import ModelServerProcess, write_config
+from tests.support.model_server import ModelServerProcess, wait_until, write_config
 
 
 def batching_server(tmp_path: Path, probe_version: Path, parameters: str) -> ModelServerProcess:
@@ -130,12 +130,15 @@ def test_a_full_queue_is_answered_unavailable(tmp_path, probe_version):
             ]
             for thread in others:
                 thread.start()
-            refused: list[grpc.RpcError] = []
-            while not refused:
-                refused = [r for r in results.values() if isinstance(r, grpc.RpcError)]
-                if all(not t.is_alive() for t in others) and not refused:
-                    break
-                threading.Event().wait(0.05)
+            # One of the two is refused at once; the other waits behind the held batch.
+            wait_until(
+                lambda: (
+                    any(isinstance(r, grpc.RpcError) for r in results.values())
+                    or not any(t.is_alive() for t in others)
+                ),
+                "one of the two tasks answered",
+                seen=lambda: dict(results),
+            )
             gate.release()
             held.join()
             for thread in others:

@@ -355,6 +355,7 @@ def test_rest_metrics_are_served_where_monitoring_config_says(tmp_path, probe_ve
         'model_name="probe",status="OK"} 1.0' in text
     )
     assert "made-up" not in text  # a made-up name in a request never becomes a series
+    assert ':tensorflow:serving:model_load_latency_count{model_name="probe"} 1.0' in text
     assert (
         ':tensorflow:serving:model_warmup_requests_total{model_name="probe",model_version="1"} 3.0'
         in text

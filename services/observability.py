@@ -166,7 +166,10 @@ class Measure:
             )
 
 
-def install_observability(app: FastAPI, service: str, readiness: ReadinessCheck) -> Metrics:
+def install_observability(
+    app: FastAPI, service: str, readiness: ReadinessCheck, *, metrics_route: bool = True
+) -> Metrics:
+    """Probes and request metrics; `metrics_route=False` when /metrics has its own port."""
     metrics = Metrics(service)
     app.state.metrics = metrics
 
@@ -189,13 +192,15 @@ def install_observability(app: FastAPI, service: str, readiness: ReadinessCheck)
             return JSONResponse(body)
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics (text exposition format)",
-        response_class=PlainTextResponse,  # so OpenAPI says text/plain, not JSON
-    )
-    async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if metrics_route:
+
+        @app.get(
+            "/metrics",
+            tags=["operations"],
+            summary="Prometheus metrics (text exposition format)",
+            response_class=PlainTextResponse,  # so OpenAPI says text/plain, not JSON
+        )
+        async def prometheus() -> Response:
+            return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

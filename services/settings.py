@@ -7,11 +7,12 @@ appear in reprs or logs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services import DEFAULT_MODEL_REPOSITORY
 
@@ -49,6 +50,87 @@ class ServiceSettings(BaseSettings):
         description="the whole request body must arrive within this many seconds, else 408; "
         "it is read before the request takes a slot, so slow uploads hold none",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection must send a request's whole header block within this many "
+        "seconds of connecting (or of its previous answer), else it is closed",
+    )
+    max_uploads_per_client: int = Field(
+        4,
+        ge=1,
+        description="request bodies one client address may be sending at once; more get 429 "
+        "at once, so one address cannot hold every connection with slow uploads",
+    )
+
+    # Public-deployment controls: all off by default (the laptop), see docs/security.md.
+    api_key_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 (hex) of each API key accepted in the X-API-Key header, "
+        "comma-separated; `talkative api-key` makes a key and its hash. Empty: no key needed",
+    )
+    rate_limit: str | None = Field(
+        None,
+        description="per-client rate in `limits` notation, e.g. '20/minute;200/hour': per API "
+        "key, or per client address when no keys are set; over it, 429 with Retry-After. "
+        "Empty: no limit",
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="where rate counts live: memory:// (this process) or redis://host:6379 "
+        "(replicas share them; needs the `redis` package)",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins whose pages may call the API from a browser, comma-separated "
+        "(e.g. https://talkative.example); empty: no cross-site use",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="serve /metrics on this port (on `host`) instead of the API port, so the "
+        "proxy that publishes the API does not publish the metrics",
+    )
+
+    @field_validator("api_key_hashes", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _sha256_hex(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(
+                    "each API key hash is 64 lowercase hex digits (SHA-256); "
+                    "`talkative api-key` prints one"
+                )
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate such as '20/minute;200/hour'") from exc
+        return value
 
 
 class ModelServiceSettings(ServiceSettings):

@@ -115,17 +115,70 @@ class ReadBodyFirst:
     slot while it does (eight such clients used to lock everyone out), and one that has
     not finished in time gets 408 instead of holding its connection. The body size was
     already bounded by BodySizeLimit, outside this one.
+
+    One client address may be sending at most `max_per_client` bodies at once; more get
+    429 at once, so a single address cannot tie up the server with slow uploads.
     """
 
-    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
-        self.app, self.timeout_s = app, timeout_s
+    def __init__(self, app: ASGIApp, timeout_s: float, max_per_client: int = 4) -> None:
+        self.app, self.timeout_s, self.max_per_client = app, timeout_s, max_per_client
+        self.uploading: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length", b"")
+        has_body = b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
         from services.problems import problem_response
 
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if self.uploading.get(address, 0) >= self.max_per_client:
+            busy = problem_response(
+                429,
+                f"Your address is already sending {self.max_per_client} request bodies; "
+                "wait for one to finish.",
+                instance=scope.get("path"),
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
+            await busy(scope, receive, send)
+            return
+        self.uploading[address] = self.uploading.get(address, 0) + 1
+        try:
+            body = await self._read_body(receive)
+        except TimeoutError:
+            slow = problem_response(
+                408,
+                f"The request body did not arrive within {self.timeout_s:g} s.",
+                instance=scope.get("path"),
+                headers={"Connection": "close"},
+            )
+            await slow(scope, receive, send)
+            return
+        finally:  # only while the body arrives: a slow model does not count against a client
+            left = self.uploading.pop(address) - 1
+            if left:
+                self.uploading[address] = left
+        if body is None:
+            return  # the client left; nobody to answer
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: only a disconnect can come
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, None if the client left, TimeoutError past the deadline."""
         chunks: list[bytes] = []
 
         async def read_all() -> bool:
@@ -137,26 +190,5 @@ class ReadBodyFirst:
                 if not message.get("more_body", False):
                     return True
 
-        try:
-            complete = await asyncio.wait_for(read_all(), timeout=self.timeout_s)
-        except TimeoutError:
-            slow = problem_response(
-                408,
-                f"The request body did not arrive within {self.timeout_s:g} s.",
-                instance=scope.get("path"),
-                headers={"Connection": "close"},
-            )
-            await slow(scope, receive, send)
-            return
-        if not complete:
-            return  # the client left; nobody to answer
-        body, replayed = b"".join(chunks), False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: only a disconnect can come
-
-        await self.app(scope, replay, send)
+        complete = await asyncio.wait_for(read_all(), timeout=self.timeout_s)
+        return b"".join(chunks) if complete else None

@@ -56,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build(settings: BotSettings, metrics: BotMetrics) -> Bot:
     platform = create_platform(settings)
-    gateway = GatewayClient(settings.gateway_url, settings.gateway_timeout_s)
+    key = settings.gateway_api_key
+    gateway = GatewayClient(
+        settings.gateway_url,
+        settings.gateway_timeout_s,
+        api_key=key.get_secret_value() if key else None,
+    )
     return Bot(settings, platform, gateway, StateStore(settings.state_path), metrics)
 
 

@@ -54,17 +54,25 @@ def _detail(response: httpx.Response) -> str:
 
 class GatewayClient:
     def __init__(
-        self, base_url: str, timeout_s: float = 120.0, client: httpx.Client | None = None
+        self,
+        base_url: str,
+        timeout_s: float = 120.0,
+        client: httpx.Client | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.client = client or httpx.Client(timeout=timeout_s)
+        if api_key:
+            self.client.headers["X-API-Key"] = api_key
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"gateway unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code in (429, 503) or response.status_code >= 500:
+        # 401: our key is missing or revoked, which is no fault of the mention: keep it and
+        # retry later, so fixing the key loses nothing.
+        if response.status_code in (401, 429, 503) or response.status_code >= 500:
             raise GatewayUnavailable(
                 f"gateway answered {response.status_code}: {_detail(response)}",
                 _retry_after(response),

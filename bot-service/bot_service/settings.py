@@ -23,6 +23,9 @@ class BotSettings(ServiceSettings):
     # The gateway's public API.
     gateway_url: str = Field("http://127.0.0.1:8000", description="base URL of the gateway")
     gateway_timeout_s: float = Field(120.0, gt=0, description="deadline of one gateway call")
+    gateway_api_key: SecretStr | None = Field(
+        None, description="sent as X-API-Key when the gateway requires keys"
+    )
     story_model: str | None = Field(None, description="text model; default: the gateway's")
     story_max_new_tokens: int = Field(300, ge=1, le=2000)
     story_temperature: float = Field(0.7, gt=0, le=2.0)

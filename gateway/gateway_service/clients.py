@@ -8,6 +8,12 @@ request and then hangs is not retried (that would double the wait): its timeout
 becomes a 503 at once. Every failure of a dependency reaches the caller as
 `Unavailable` (503 + Retry-After); a 4xx from a dependency is the caller's fault
 and is passed on with its status and detail.
+
+A watchdog (`watch`) probes each dependency's /healthz. A process that is frozen
+(SIGSTOP, a stuck event loop) still accepts connections, so without it every request
+would wait out the whole read timeout. After `probe_failures` missed probes in a row
+the dependency is down: new calls get 503 at once, and calls already waiting on it
+are answered 503 too, until a probe succeeds again.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class ServiceClient:
     ) -> None:
         self.name, self.retries, self.backoff_s = name, retries, backoff_s
         self.retry_after_s, self.timeout_s = retry_after_s, timeout_s
+        self.down = asyncio.Event()  # set while the watchdog finds the dependency dead
         self.http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
@@ -95,6 +102,52 @@ class ServiceClient:
             seconds = max(1, min(int(retry_after), 600))
         return Unavailable(f"The {self.name} is unavailable: {why}", retry_after_s=seconds)
 
+    async def watch(self, interval_s: float, timeout_s: float, failures: int) -> None:
+        """Probe /healthz every `interval_s` until cancelled; set `down` after `failures`
+        misses in a row, clear it at the first answer."""
+        misses = 0
+        while True:
+            try:
+                answer = await self.http.get("/healthz", timeout=timeout_s)
+                alive = answer.status_code == 200
+            except httpx.HTTPError:
+                alive = False
+            if alive:
+                if self.down.is_set():
+                    log.warning("%s answers again", self.name, extra={"dependency": self.name})
+                misses = 0
+                self.down.clear()
+            else:
+                misses += 1
+                if misses >= failures and not self.down.is_set():
+                    log.warning(
+                        "%s missed %d health checks; refusing calls to it until it answers",
+                        self.name,
+                        misses,
+                        extra={"dependency": self.name},
+                    )
+                    self.down.set()
+            await asyncio.sleep(interval_s)
+
+    def _dead(self) -> Unavailable:
+        return self._down("it does not answer its health checks")
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One attempt; `_dead()` as soon as the watchdog declares the dependency down."""
+        if self.down.is_set():
+            raise self._dead()
+        call = asyncio.ensure_future(self.http.request(method, path, **kwargs))
+        dead = asyncio.ensure_future(self.down.wait())
+        try:
+            await asyncio.wait((call, dead), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this request is itself cancelled (the client left)
+            dead.cancel()
+            if not call.done():
+                call.cancel()
+        if not call.done():  # the watchdog spoke first
+            raise self._dead()
+        return call.result()
+
     async def _pause(self, attempt: int) -> None:
         delay = self.backoff_s * 2**attempt
         await asyncio.sleep(delay * (0.5 + random.random() / 2))  # jitter spreads the herd
@@ -111,7 +164,7 @@ class ServiceClient:
             timing.attempts += 1
             started = time.perf_counter()
             try:
-                response = await self.http.request(method, path, **kwargs)
+                response = await self._send(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 last_why = f"cannot connect ({exc.__class__.__name__})"
                 continue

@@ -24,6 +24,9 @@ from services.logging import configure_logging
 from services.observability import Readiness
 
 STATIC = Path(__file__).parent / "static"
+# Readable without an API key when keys are set: the page, its files, and the cards (a
+# card's random id is its capability, and cards are shared as links).
+OPEN_PATHS = (r"/", r"/static/.*", r"/v1/stories/[^/]+/card\.png")
 
 
 def build_chain(
@@ -71,11 +74,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.chain = build_chain(settings, caption_transport, textgen_transport)
+        chain = app.state.chain = build_chain(settings, caption_transport, textgen_transport)
+        watchdogs = [
+            asyncio.create_task(
+                client.watch(
+                    settings.probe_interval_s, settings.probe_timeout_s, settings.probe_failures
+                )
+            )
+            for client in (chain.captions, chain.textgen)
+            if settings.probe_interval_s > 0
+        ]
         try:
             yield
         finally:
-            chain, app.state.chain = app.state.chain, None
+            for task in watchdogs:
+                task.cancel()
+            await asyncio.gather(*watchdogs, return_exceptions=True)
+            app.state.chain = None
             await chain.close()
 
     async def readiness() -> Readiness:
@@ -97,6 +112,7 @@ def create_app(
         settings=settings,
         readiness=readiness,
         lifespan=lifespan,
+        open_paths=OPEN_PATHS,
     )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

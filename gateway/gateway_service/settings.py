@@ -39,6 +39,16 @@ class GatewaySettings(ServiceSettings):
     )
     retry_after_s: int = Field(5, ge=1, le=600, description="Retry-After sent with our 503s")
     max_connections: int = Field(32, ge=1, description="pooled connections per dependency")
+    probe_interval_s: float = Field(
+        1.0, ge=0, description="how often each dependency's /healthz is probed; 0: never"
+    )
+    probe_timeout_s: float = Field(2.0, gt=0, description="a probe unanswered after this fails")
+    probe_failures: int = Field(
+        3,
+        ge=1,
+        description="failed probes in a row after which a dependency is down: its calls get "
+        "503 at once (a frozen process accepts connections but never answers)",
+    )
 
     models_cache_s: float = Field(
         30.0, ge=0, description="how long the list of text models and their alphabets is reused"

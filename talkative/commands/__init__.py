@@ -3,4 +3,4 @@
 A module's `register` adds its parser and sets `func` (args -> exit code) as default.
 """
 
-COMMANDS = ["caption", "generate", "model_server", "models", "serve", "tell"]
+COMMANDS = ["api_key", "caption", "generate", "model_server", "models", "serve", "tell"]

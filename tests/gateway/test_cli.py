@@ -209,3 +209,76 @@ def test_serve_restarts_a_service_killed_with_sigkill(
         if process.poll() is None:
             process.kill()
     assert not any(_listening(p) for p in ports)
+
+
+def test_a_frozen_textgen_gives_503s_not_held_requests(
+    gateway_repository: Path, png: bytes, tmp_path: Path
+) -> None:
+    """SIGSTOP textgen-service: it still accepts connections but never answers. The
+    gateway's read timeout is set far beyond the test's patience (600 s), so a 503 can
+    only come from its watchdog noticing the frozen process; after SIGCONT, stories
+    succeed again without a restart."""
+    ports = [free_port() for _ in range(3)]
+    log = tmp_path / "serve.log"
+    env = ENV | {"GATEWAY_TEXTGEN_TIMEOUT_S": "600", "GATEWAY_RETRIES": "0"}
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",
+             str(gateway_repository), "--port", str(ports[0]), "--caption-port", str(ports[1]),
+             "--textgen-port", str(ports[2])],
+            stdout=subprocess.PIPE, stderr=errors, text=True, env=env, cwd=ROOT,
+        )  # fmt: skip
+    assert process.stdout is not None
+    url = f"http://127.0.0.1:{ports[0]}"
+    textgen: int | None = None
+
+    def story(client: httpx.Client) -> httpx.Response:
+        return client.post(
+            "/v1/stories",
+            files={"image": ("p.png", png, "image/png")},
+            data={"model": "tiny_en", "max_new_tokens": "20"},
+        )
+
+    try:
+        for line in process.stdout:
+            if "Talkative is ready" in line:
+                break
+        else:
+            pytest.fail(f"talkative serve exited before being ready:\n{log.read_text()}")
+        found = re.findall(r"  textgen-service ready at \S+ \(pid (\d+)\)", log.read_text())
+        textgen = int(found[-1])
+        with httpx.Client(base_url=url, timeout=300) as client:
+            assert story(client).status_code == 200
+            os.kill(textgen, signal.SIGSTOP)
+            seen: list[int] = []
+            for _ in range(300):  # bounded; each turn is a real request
+                answer = story(client)
+                seen.append(answer.status_code)
+                if answer.status_code == 503:
+                    break
+            else:
+                pytest.fail(f"no 503 while textgen-service was frozen; statuses {seen[-10:]}")
+            assert set(seen) <= {200, 503}, seen  # nothing but success or a clean refusal
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert "health checks" in answer.json()["detail"]
+            assert int(answer.headers["retry-after"]) >= 1
+            assert client.get("/healthz").status_code == 200  # the gateway itself is fine
+            os.kill(textgen, signal.SIGCONT)
+            textgen = None
+            after: list[int] = []
+            for _ in range(600):  # bounded; a request or a short pause per turn
+                after.append(story(client).status_code)
+                if after[-1] == 200:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"no story after SIGCONT; statuses {after[-10:]}\n{log.read_text()}")
+            assert set(after) <= {200, 503}, after
+        assert "textgen-service answers again" in log.read_text()
+        process.send_signal(signal.SIGINT)
+        assert process.wait() == 0
+    finally:
+        if textgen is not None:
+            os.kill(textgen, signal.SIGCONT)
+        if process.poll() is None:
+            process.kill()

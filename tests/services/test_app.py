@@ -240,8 +240,10 @@ def test_slow_uploads_hold_no_slot_and_time_out_with_408() -> None:
     with serve(app) as url:
         port = int(url.rsplit(":", 1)[1])
         tricklers = []
-        for _ in range(16):
-            s = socket.create_connection(("127.0.0.1", port), timeout=120)
+        for i in range(16):  # each from its own loopback address: under the per-client cap
+            s = socket.create_connection(
+                ("127.0.0.1", port), timeout=120, source_address=(f"127.0.0.{i + 2}", 0)
+            )
             s.sendall(
                 b"POST /echo HTTP/1.1\r\nHost: demo\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 100\r\n\r\n{"

@@ -20,10 +20,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run `app` until the block ends; yields its base URL once it accepts requests."""
+def serve(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Run `app` until the block ends; yields its base URL once it accepts requests.
+
+    `options` go to uvicorn.Config (for example `http=` for a protocol class)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

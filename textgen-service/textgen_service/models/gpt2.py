@@ -2,10 +2,14 @@
 
 The tokenizer is the `assets.extra/tokenizer.json` (HF `tokenizers`) of the
 instance's own version.
-Byte-level BPE reads any text, so a prompt is never altered; it only has to fit
-the context with the tokens asked for, as in text-generation-inference, otherwise
-the caller gets a 422 that says how many tokens each side took. The graph stops
-a row at the end token; fewer tokens than asked for means finish_reason "stop".
+Byte-level BPE reads any text, so no character of a prompt is altered. The prompt
+and the new tokens share the context window, so the longest story offered
+(`max_new_tokens`, advertised in /v1/models) leaves a quarter of the context, at
+most PROMPT_RESERVE tokens, for the prompt. Within that length a request never
+fails: a prompt too long for the room left keeps its last tokens (the left is cut,
+like text-generation-inference's `truncate`), and the response's
+`normalisation.prompt` says what was read. The graph stops a row at the end token;
+fewer tokens than asked for means finish_reason "stop".
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from services.model_client import ModelClient, ModelRepository
 from services.problems import Problem
 from textgen_service.alphabet import NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
+
+# Context tokens kept for the prompt when advertising a length: a gateway seed (a
+# caption in a sentence or a scene heading) takes 10 to 40.
+PROMPT_RESERVE = 64
 
 
 class GPT2Model(TextModel):
@@ -33,7 +41,13 @@ class GPT2Model(TextModel):
         if end is None:
             end = self.tokenizer.token_to_id(info.get("end_token", "<|endoftext|>"))
         self.end_id = int(end) if end is not None else -1
-        self.context = int(self.card.get("context", self.max_new_tokens + 1))
+        self.context = int(self.card.get("context", super().max_new_tokens + 1))
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The longest story offered: what the context holds beside a reserved prompt."""
+        reserve = min(PROMPT_RESERVE, self.context // 4)
+        return max(1, min(super().max_new_tokens, self.context - reserve))
 
     def normalise(self, prompt: str) -> NormalisedPrompt:
         if not prompt.strip():
@@ -52,18 +66,22 @@ class GPT2Model(TextModel):
         return str(self.tokenizer.decode(ids, skip_special_tokens=True)).rstrip("\ufffd")
 
     async def generate(self, prompt: str, params: GenerationParams) -> Generation:
-        fitted = self.normalise(prompt)
-        ids = self.encode(fitted.text)
-        if len(ids) + params.max_new_tokens > self.context:
+        if params.max_new_tokens > self.max_new_tokens:
             message = (
-                f"prompt tokens + max_new_tokens must be at most {self.context} for {self.name} "
-                f"(got {len(ids)} prompt tokens and {params.max_new_tokens} new tokens)"
+                f"at most {self.max_new_tokens} for {self.name} (its context is {self.context} "
+                f"tokens, prompt included)"
             )
             raise Problem(
                 422,
-                message + "; shorten the prompt or ask for fewer tokens.",
+                f"max_new_tokens: {message}; got {params.max_new_tokens}.",
                 errors=[{"field": "max_new_tokens", "message": message}],
             )
+        fitted = self.normalise(prompt)
+        ids = self.encode(fitted.text)
+        room = self.context - params.max_new_tokens
+        if len(ids) > room:
+            ids = ids[-room:]  # an offered length never fails: keep the prompt's end
+            fitted = NormalisedPrompt(self.decode(ids).lstrip("\ufffd"), {})
         out = await self._call(
             {
                 "prompt_ids": np.asarray([ids], dtype=np.int32),

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -186,18 +187,37 @@ def test_serve_restarts_a_service_killed_with_sigkill(
         else:
             pytest.fail(f"talkative serve exited before being ready:\n{log.read_text()}")
         before = pids()
+        stop = threading.Event()
+        load: list[int] = []
+
+        def background() -> None:  # steady traffic while the service dies and returns
+            with httpx.Client(base_url=url, timeout=120) as own:
+                while not stop.is_set():
+                    load.append(story(own))
+
+        workers = [threading.Thread(target=background) for _ in range(3)]
         with httpx.Client(base_url=url, timeout=120) as client:
             assert story(client) == 200
+            for worker in workers:
+                worker.start()
+            killed = time.monotonic()
             os.kill(before[victim], signal.SIGKILL)
             seen = []
-            for _ in range(600):  # bounded; each turn waits on a real request or a pause
-                seen.append(story(client))
-                if seen[-1] == 200 and victim in pids() and pids()[victim] != before[victim]:
-                    break
-                time.sleep(0.2)
-            else:
-                pytest.fail(f"no story after the restart; statuses {seen[-10:]}\n{log.read_text()}")
-        assert set(seen) <= {0, 200, 503}, seen  # refused or unavailable, never a 500
+            try:
+                for _ in range(600):  # bounded; each turn waits on a real request or a pause
+                    seen.append(story(client))
+                    if seen[-1] == 200 and victim in pids() and pids()[victim] != before[victim]:
+                        break
+                    time.sleep(0.2)
+                else:
+                    pytest.fail(f"no story after restart; statuses {seen[-10:]}\n{log.read_text()}")
+            finally:
+                stop.set()
+                for worker in workers:
+                    worker.join()
+        # Reported, not asserted (a busy machine is slower): the target is 30 s.
+        print(f"{victim}: stories again {time.monotonic() - killed:.1f} s after kill -9")
+        assert set(seen) | set(load) <= {0, 200, 503}, (seen, load)  # never a 500
         assert f"{victim} exited with status -9; restarting it" in log.read_text()
         after = pids()
         assert {n: p for n, p in after.items() if n != victim} == {

@@ -57,10 +57,11 @@ class ServiceSettings(BaseSettings):
         "seconds of connecting (or of its previous answer), else it is closed",
     )
     max_uploads_per_client: int = Field(
-        4,
+        16,
         ge=1,
-        description="request bodies one client address may be sending at once; more get 429 "
-        "at once, so one address cannot hold every connection with slow uploads",
+        description="request bodies one client address may be sending at once; more get 429, "
+        "so one address cannot hold every connection with slow uploads. Keep it at least the "
+        "calling service's max_concurrency on internal services (the gateway is one address)",
     )
 
     # Public-deployment controls: all off by default (the laptop), see docs/security.md.

@@ -120,7 +120,9 @@ class ReadBodyFirst:
     429 at once, so a single address cannot tie up the server with slow uploads.
     """
 
-    def __init__(self, app: ASGIApp, timeout_s: float, max_per_client: int = 4) -> None:
+    DRAIN_S = 1.0  # how long a refused upload is read before the refusal is sent
+
+    def __init__(self, app: ASGIApp, timeout_s: float, max_per_client: int = 16) -> None:
         self.app, self.timeout_s, self.max_per_client = app, timeout_s, max_per_client
         self.uploading: dict[str, int] = {}
 
@@ -139,12 +141,18 @@ class ReadBodyFirst:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         if self.uploading.get(address, 0) >= self.max_per_client:
+            # Read (and drop) what arrives within DRAIN_S first: a client still sending
+            # when the connection closes would see a reset, not this answer.
+            try:
+                drained = await asyncio.wait_for(self._drain(receive), timeout=self.DRAIN_S)
+            except TimeoutError:
+                drained = False
             busy = problem_response(
                 429,
                 f"Your address is already sending {self.max_per_client} request bodies; "
                 "wait for one to finish.",
                 instance=scope.get("path"),
-                headers={"Retry-After": "1", "Connection": "close"},
+                headers={"Retry-After": "1"} | ({} if drained else {"Connection": "close"}),
             )
             await busy(scope, receive, send)
             return
@@ -176,6 +184,16 @@ class ReadBodyFirst:
             return await receive()  # after the body: only a disconnect can come
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _drain(receive: Receive) -> bool:
+        """Read the body to its end, keeping nothing; False if the client left."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return False
+            if not message.get("more_body", False):
+                return True
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, None if the client left, TimeoutError past the deadline."""

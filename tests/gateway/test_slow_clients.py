@@ -71,7 +71,7 @@ def test_trickling_uploads_do_not_delay_a_story(
                     ("127.0.0.1", port), timeout=60, source_address=("127.0.0.99", 0)
                 ) as fifth:
                     fifth.sendall(_head(1_000_000))
-                    readable, _, _ = select.select([fifth], [], [], 1.0)
+                    readable, _, _ = select.select([fifth], [], [], 30.0)
                     seen = fifth.recv(4096) if readable else b"(no answer yet)"
                 if seen.startswith(b"HTTP/1.1 429"):
                     break

@@ -159,6 +159,12 @@ class ModelServiceSettings(ServiceSettings):
     model_server_rest_port: int = Field(
         8501, ge=1, le=65535, description="TensorFlow Serving --rest_api_port (HTTP/REST)"
     )
+    model_server_grpc_target: str | None = Field(
+        None,
+        description="gRPC target naming one or several model servers, overriding "
+        "model_server_host and model_server_grpc_port: `ipv4:10.0.0.1:8500,10.0.0.2:8500`, or "
+        "`dns:///tfserving:8500` for a name resolving to several; calls are spread round-robin",
+    )
     model_version: int | None = Field(
         None,
         ge=1,

@@ -29,7 +29,8 @@ def create_model_client(settings: ModelServiceSettings) -> ModelClient:
         from services.model_client.grpc import GrpcClient
 
         return GrpcClient(
-            f"{settings.model_server_host}:{settings.model_server_grpc_port}",
+            settings.model_server_grpc_target
+            or f"{settings.model_server_host}:{settings.model_server_grpc_port}",
             options,
             keepalive_s=settings.model_keepalive_s,
             reconnect_backoff_max_s=settings.model_reconnect_backoff_max_s,

@@ -7,10 +7,22 @@ dead connection behind a NAT or a restarted container; the reconnection backoff
 is capped so a model server that comes back is used again within seconds.
 Calls fail fast (no wait_for_ready) when the server is down, so a service can
 answer 503 at once instead of holding its clients until the deadline.
+
+The target may name several model servers: `ipv4:10.0.0.1:8500,10.0.0.2:8500`, or a
+DNS name that resolves to several (`dns:///tfserving:8500`, a Kubernetes headless
+Service). gRPC's `round_robin` policy spreads calls over every server it can reach and
+skips one whose connection failed, so a killed replica costs a retry, not a story.
+With one address it behaves as a plain connection.
+
+No generated stubs and no TensorFlow: each method is a `channel.unary_unary` on the
+path, request and response classes that `services.model_client.protos.tf_serving`
+builds from TF Serving's own descriptors, so a service in this backend never loads
+the TensorFlow runtime (see services/model_client/protos/__init__.py).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +35,7 @@ from services.model_client.base import (
     ModelUnavailable,
     SignatureInfo,
 )
+from services.model_client.protos import tf_serving as pb
 from services.model_client.remote import (
     RemoteOptions,
     Retryable,
@@ -63,57 +76,59 @@ class GrpcClient(ModelClient):
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             # Retries are ours (deadline-aware, logged as one call): keep gRPC's off.
             ("grpc.enable_retries", 0),
+            ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+            # Re-resolve DNS when a server goes away, so new replicas are found soon.
+            ("grpc.dns_min_time_between_resolutions_ms", 5000),
         ]
         self._channel: grpc.aio.Channel | None = None
-        self._stub: Any = None
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
 
-    def _prediction_stub(self) -> Any:
-        if self._stub is None:
-            from tensorflow_serving.apis import prediction_service_pb2_grpc
-
+    def _callable(self, method: pb.Method) -> grpc.aio.UnaryUnaryMultiCallable:
+        if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self.target, options=self._channel_options)
-            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        return self._stub
+            self._calls = {}
+        call = self._calls.get(method.path)
+        if call is None:
+            call = self._calls[method.path] = self._channel.unary_unary(
+                method.path,
+                request_serializer=method.serialize,
+                response_deserializer=method.deserialize,
+            )
+        return call
 
     @staticmethod
     def _spec(model: str, selector: Selector, signature: str = "") -> Any:
-        from tensorflow_serving.apis import model_pb2
-
-        spec = model_pb2.ModelSpec(name=model, signature_name=signature)
+        spec = pb.ModelSpec(name=model, signature_name=signature)
         if selector.version is not None:
             spec.version.value = selector.version
         elif selector.label:
             spec.version_label = selector.label
         return spec
 
-    async def _call(self, method: str, request: Any, what: str) -> Any:
-        stub = self._prediction_stub()
+    async def _call(self, method: pb.Method, request: Any, what: str) -> Any:
+        call = self._callable(method)
 
         async def attempt(left: float) -> Any:
             try:
-                return await getattr(stub, method)(request, timeout=left, wait_for_ready=False)
+                return await call(request, timeout=left, wait_for_ready=False)
             except grpc.aio.AioRpcError as exc:
                 raise _translate(exc, what) from exc
 
         return await with_retries(attempt, self.options, what)
 
     async def _metadata(self, model: str, selector: Selector) -> Any:
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
-        request = get_model_metadata_pb2.GetModelMetadataRequest(
+        request = pb.GetModelMetadataRequest(
             model_spec=self._spec(model, selector), metadata_field=["signature_def"]
         )
         return await self._call(
-            "GetModelMetadata", request, f"metadata of model {model!r} ({selector})"
+            pb.GET_MODEL_METADATA, request, f"metadata of model {model!r} ({selector})"
         )
 
     async def signature(
         self, model: str, signature: str, version: int | None = None
     ) -> SignatureInfo:
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
         response = await self._metadata(model, select(self.options, version))
-        signatures = get_model_metadata_pb2.SignatureDefMap()
+        signatures = pb.SignatureDefMap()
         if not response.metadata["signature_def"].Unpack(signatures):
             raise ModelUnavailable(f"model server sent no signature_def for {model!r}")
         if signature not in signatures.signature_def:
@@ -135,19 +150,17 @@ class GrpcClient(ModelClient):
         signature: str,
         version: int | None = None,
     ) -> dict[str, np.ndarray]:
-        from tensorflow_serving.apis import predict_pb2
-
         selector = select(self.options, version)
-        request = predict_pb2.PredictRequest(model_spec=self._spec(model, selector, signature))
+        request = pb.PredictRequest(model_spec=self._spec(model, selector, signature))
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(to_tensor_proto(value))
-        response = await self._call("Predict", request, f"model {model!r} ({selector})")
+        response = await self._call(pb.PREDICT, request, f"model {model!r} ({selector})")
         return {key: from_tensor_proto(t) for key, t in response.outputs.items()}
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
-        self._channel = self._stub = None
+        self._channel, self._calls = None, {}
 
 
 def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:

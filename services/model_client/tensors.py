@@ -1,10 +1,17 @@
 """numpy arrays <-> TF Serving's wire forms: TensorProto (gRPC) and columnar JSON (REST).
 
-Written by hand rather than with tf.make_tensor_proto / tf.make_ndarray so that a
-service calling a remote model never runs TensorFlow itself: it only needs the
-generated protobuf classes. Numeric tensors travel as little-endian
-`tensor_content`, as TF Serving itself answers; the typed value fields are read
-too, since other servers fill those. REST strings use TF Serving's base64 form.
+Written by hand rather than with tf.make_tensor_proto / tf.make_ndarray, and on the
+TensorProto class of `services.model_client.protos.tf_serving` rather than TensorFlow's
+generated `tensor_pb2`: importing anything under `tensorflow.` (even one `_pb2` module)
+imports the `tensorflow` package and loads its whole runtime (seconds of start-up,
+hundreds of MB of RSS), which a service calling a remote model has no use for. Nothing
+here imports TensorFlow; the model server (model-server/model_server/wire.py) shares
+VALUE_FIELD with it.
+
+Requests carry numeric tensors as little-endian `tensor_content` (compact, one copy).
+Answers are read in either form: TF Serving writes its outputs in the typed value
+fields (`float_val`, `int_val`...) by default, and as `tensor_content` with
+--enable_serialization_as_tensor_content. REST strings use TF Serving's base64 form.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from services.model_client.base import SignatureInfo, TensorInfo
+from services.model_client.protos.tf_serving import DataTypes, TensorProto, TensorShapeProto
 
 # TensorFlow DataType enum name -> numpy dtype (the types a contract can use).
 DT_TO_NUMPY: dict[str, str] = {
@@ -68,18 +76,14 @@ def _as_bytes(value: Any) -> bytes:
 
 
 def to_tensor_proto(array: np.ndarray) -> Any:
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
+    """A tensorflow.TensorProto (this package's class, see services.model_client.protos)."""
     array = np.asarray(array)
     name = dtype_name(array)
     if name not in NUMPY_TO_DT:
         raise TypeError(f"dtype {array.dtype} cannot be sent to a model")
-    proto = tensor_pb2.TensorProto(
-        dtype=types_pb2.DataType.Value(NUMPY_TO_DT[name]),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(s)) for s in array.shape]
-        ),
-    )
+    proto = TensorProto(dtype=DataTypes.number(NUMPY_TO_DT[name]), tensor_shape=TensorShapeProto())
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=int(size))
     if name == "string":
         proto.string_val.extend(_as_bytes(v) for v in array.reshape(-1))
     else:
@@ -88,9 +92,8 @@ def to_tensor_proto(array: np.ndarray) -> Any:
 
 
 def from_tensor_proto(proto: Any) -> np.ndarray:
-    from tensorflow.core.framework import types_pb2
-
-    dt = types_pb2.DataType.Name(proto.dtype)
+    """A TensorProto's array; any class with its fields will do (ours, TensorFlow's)."""
+    dt = DataTypes.name(proto.dtype)
     if dt not in DT_TO_NUMPY:
         raise TypeError(f"the model answered a {dt} tensor, which no contract uses")
     name = DT_TO_NUMPY[dt]
@@ -118,10 +121,10 @@ def from_tensor_proto(proto: Any) -> np.ndarray:
 
 def signature_from_proto(signature_def: Any) -> SignatureInfo:
     """A SignatureDef protobuf (GetModelMetadata over gRPC) as a SignatureInfo."""
-    from tensorflow.core.framework import types_pb2
 
     def info(t: Any) -> TensorInfo:
-        dtype = DT_TO_NUMPY.get(types_pb2.DataType.Name(t.dtype), types_pb2.DataType.Name(t.dtype))
+        dt = DataTypes.name(t.dtype)
+        dtype = DT_TO_NUMPY.get(dt, dt)
         if t.tensor_shape.unknown_rank:
             return TensorInfo(dtype, None)
         dims = tuple(None if d.size < 0 else int(d.size) for d in t.tensor_shape.dim)

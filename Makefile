@@ -15,8 +15,9 @@ CHAR_LSTM_ARGS := --units 256 --layers 2 --embed-dim 64 --batch-size 64 --seq-le
 CORPUS_en := kjv_en
 CORPUS_fr := segond_fr
 
-.PHONY: help install system-deps corpora run test lint typecheck unit bench models \
-	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean
+.PHONY: help install system-deps corpora run test lint typecheck unit bench models protos \
+	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean \
+	secrets pin-images
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -35,12 +36,39 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP) ## create .venv with everything (idempotent)
 
 # bible-kjv: the English corpus; chromium: the web page tests; docker-compose: validates
-# the compose files in the deployment tests.
-DEBIAN_PACKAGES := bible-kjv bible-kjv-text chromium docker-compose
+# the compose files in the deployment tests; prometheus: its promtool checks and unit-tests
+# deploy/prometheus/ (19 MB download, 96 MB installed; without its recommends, which would
+# add node-exporter and 20 more packages). On a machine with systemd the package also
+# starts a Prometheus on :9090; `sudo systemctl disable --now prometheus` stops it.
+# kubernetes-client: kubectl 1.20, whose `kubectl kustomize` renders deploy/k8s for
+# tests/deploy. Left out where a kubectl is installed already: Google Cloud's `kubectl`
+# package owns /usr/bin/kubectl too and dpkg refuses to overwrite it; the tests use that one.
+# redis-server: the gateway's shared story store and the bot's lease; the tests start their
+# own on a free port, saving nothing (on a machine with systemd the package also starts
+# one on :6379; `sudo systemctl disable --now redis-server` stops it).
+KUBECTL_PACKAGE := $(if $(shell command -v kubectl 2>/dev/null),,kubernetes-client)
+DEBIAN_PACKAGES := bible-kjv bible-kjv-text chromium docker-compose prometheus redis-server \
+	$(KUBECTL_PACKAGE)
 
 system-deps: ## Debian packages the corpora and the tests need
 	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(DEBIAN_PACKAGES); }
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq $(filter-out prometheus,$(DEBIAN_PACKAGES)) && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+
+# The bot's credentials for docker compose, one file each (docker-compose.yml `secrets:`).
+BOT_SECRETS := bot_gateway_api_key bot_mastodon_access_token bot_twitter_consumer_key \
+	bot_twitter_consumer_secret bot_twitter_access_token bot_twitter_access_token_secret
+
+secrets: ## create secrets/ with an empty file per bot credential (fill in those you use)
+	@install -d -m 700 secrets
+	@for name in $(BOT_SECRETS); do \
+		[ -e secrets/$$name ] || install -m 600 /dev/null secrets/$$name; done
+	@echo "secrets/: write each credential you use into its file, then give them to the bot's"
+	@echo "user: sudo chown 10001:10001 secrets/bot_* && sudo chmod 400 secrets/bot_*"
+
+pin-images: ## pin the pulled images (TF Serving, Python, Prometheus) to digests; needs Docker
+	deploy/pin-images.sh
 
 data/corpora/%/manifest.json: | $(STAMP) system-deps
 	$(PYTHON) -m training.corpora $* --out data/corpora
@@ -74,6 +102,12 @@ bench: install corpora ## benchmarks (ratios against a baseline measured in the 
 	$(PYTHON) bench/caption.py
 	$(PYTHON) bench/stories.py
 	$(PYTHON) bench/gpt2.py
+	$(PYTHON) bench/remote_rss.py
+
+# TF Serving's descriptors, taken from the installed tensorflow-serving-api and tensorflow,
+# that the services' gRPC client loads without TensorFlow (services/model_client/protos).
+protos: install ## rewrite services/model_client/protos/tf_serving.binpb (committed)
+	$(PYTHON) -m services.model_client.protos.build
 
 train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \
@@ -84,6 +118,7 @@ export-char-lstm-en export-char-lstm-fr: export-char-lstm-%: install ## export r
 	$(PYTHON) -m training.char_lstm.export --run-dir runs/char_lstm_$* \
 		--out serving/models/char_lstm_$*/1 --name char_lstm_$* --language $*
 	cp runs/char_lstm_$*/loss_curve.png serving/models/char_lstm_$*/1/assets.extra/
+	cp serving/text_model_batching_params.pbtxt serving/models/char_lstm_$*/1/batching_params.pbtxt
 	$(PYTHON) -m training.serving_warmup serving/models/char_lstm_$*/1
 
 captioner: install ## train and export the default captioner to serving/models/captioner/1 (seeded)

@@ -13,6 +13,7 @@ from services.connections import header_deadline_protocol
 from services.headers import SecurityHeaders
 from services.logging import RequestLog
 from services.observability import ConcurrencyLimit, ReadinessCheck, install_observability
+from services.openapi import install_openapi
 from services.problems import install_problem_handlers
 from services.settings import ServiceSettings
 from services.validation import BodySizeLimit, ReadBodyFirst
@@ -27,6 +28,9 @@ def serve_app(app: FastAPI, settings: ServiceSettings) -> None:
     """Run a service's app until it is stopped: the one uvicorn set-up every service uses."""
     import uvicorn
 
+    from services.memory import tune_malloc
+
+    tune_malloc()  # big freed buffers (decoded photos) go back to the system: see its module
     uvicorn.run(
         app,
         host=settings.host,
@@ -82,6 +86,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.settings = settings
     install_problem_handlers(app)
+    install_openapi(app, settings, open_paths=open_paths)  # the document, true to the edges
     metrics = install_observability(
         app, service, readiness, metrics_route=settings.metrics_port is None
     )

@@ -17,6 +17,11 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# Read from each request and sent back on its answer; the gateway also sends it on every
+# call it makes to caption-service and textgen-service (gateway_service/clients.py), so
+# one story's lines carry one id in all three services' logs.
+REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER = REQUEST_ID_HEADER.lower().encode()  # as ASGI gives header names
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -59,7 +64,7 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        incoming = dict(scope.get("headers", [])).get(_HEADER, b"").decode("latin-1")
         rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         token = request_id.set(rid)
         status, started = 500, time.perf_counter()
@@ -69,7 +74,7 @@ class RequestLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = [*message["headers"], (_HEADER, rid.encode())]
             await send(message)
 
         try:

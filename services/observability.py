@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -17,6 +18,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.problems import problem_response
@@ -29,6 +31,13 @@ class Readiness:
 
 
 ReadinessCheck = Callable[[], Awaitable[Readiness]]
+
+
+class ReadinessReport(BaseModel):
+    """The body of /readyz, ready (200) or not (503)."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="each model or dependency, and how it is")
 
 
 class Metrics:
@@ -188,7 +197,10 @@ def install_observability(
         "/readyz",
         tags=["operations"],
         summary="Models loaded and dependencies reachable",
-        responses={503: {"description": "not ready yet, or a dependency is down"}},
+        response_model=ReadinessReport,
+        responses={
+            503: {"model": ReadinessReport, "description": "not ready yet, or a dependency is down"}
+        },
     )
     async def readyz() -> JSONResponse:
         report = await readiness()

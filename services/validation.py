@@ -7,8 +7,22 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pydantic import field_validator
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _whole_number(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def whole_numbers(*fields: str) -> Any:
+    """A strict model's validator for its integer `fields`: 5.0 is the integer 5 in JSON
+    (and in the JSON Schema of the OpenAPI document), so it is taken as one; 5.5, "5"
+    and true are still refused. Use as `_whole = whole_numbers("seed")` in the class."""
+    return field_validator(*fields, mode="before")(_whole_number)
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:

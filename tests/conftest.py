@@ -9,6 +9,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The three services on 127.0.0.1, shared by tests/gateway and tests/api_contract; a real
+# redis-server (the gateway's shared store, the bot's lease).
+pytest_plugins = ["tests.support.stack", "tests.support.redis_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "serving" / "models"
 CORPORA = ROOT / "data" / "corpora"

@@ -23,6 +23,12 @@ def create_app(settings: BotSettings, holder: dict[str, Bot]) -> tuple[FastAPI, 
             return Readiness(False, {"bot": "starting"})
         now = bot.clock()
         checks = {"store": f"sqlite {bot.store.journal_mode()}"}
+        if bot.lease is not None and not bot.lease.holding():
+            # A standby is doing its job: ready, polling nothing until it takes over.
+            lease = bot.lease.error or f"standby: {bot.lease.current_holder} is active"
+            return Readiness(True, {**checks, "lease": lease})
+        if bot.lease is not None:
+            checks["lease"] = "active"
         stale = bot.last_poll_at is None or now - bot.last_poll_at > 3 * settings.poll_interval_s
         checks["platform"] = (
             f"rate limited for {bot.paused_until - now:.0f}s"
@@ -51,6 +57,7 @@ def create_app(settings: BotSettings, holder: dict[str, Bot]) -> tuple[FastAPI, 
             return {"platform": settings.platform, "state": "starting"}
         return {
             "platform": bot.platform.name,
+            "lease": bot.lease.status() if bot.lease is not None else None,
             "mentions": bot.store.counts(bot.platform.name),
             "rate_limited_until": bot.paused_until or None,
             "outage": bot.outage_reason,

@@ -8,6 +8,10 @@ the mention in hand). Failures are sorted by whose fault they are:
 - the mention itself (bad image, gateway 4xx): a polite error reply;
 - anything else: an attempt is spent; exponential backoff with jitter; dead letter after
   max_attempts, logged and counted.
+
+With replicas, only the instance holding the lease (bot_service/lease.py) polls and posts;
+it checks the lease again right before it records the intent to post and right before
+it posts, and the others stand by.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass
 from bot_service import compose
 from bot_service.crashpoints import crash_point
 from bot_service.gateway_client import GatewayClient, GatewayRejected, GatewayUnavailable
+from bot_service.lease import LeaseKeeper
 from bot_service.metrics import BotMetrics
 from bot_service.platforms.base import (
     MediaRejected,
@@ -38,6 +43,10 @@ from bot_service.store import Item, StateStore
 
 log = logging.getLogger("bot_service")
 FETCH_PAGE = 200
+
+
+class LeaseLost(Exception):
+    """This instance no longer holds the lease: it must not post; another one takes over."""
 
 
 class _Outage(Exception):
@@ -71,8 +80,10 @@ class Bot:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        lease: LeaseKeeper | None = None,
     ) -> None:
         self.settings, self.platform, self.gateway, self.store = settings, platform, gateway, store
+        self.lease = lease  # None: the only instance, always active
         self.metrics = metrics or BotMetrics()
         self.clock, self.rng = clock, rng or random.Random()
         store.clock = clock  # one clock for scheduling and for what the store records
@@ -85,6 +96,21 @@ class Bot:
         self.last_poll_at: float | None = None
 
     # -- scheduling helpers ---------------------------------------------------------------
+
+    def active(self) -> bool:
+        """Whether this instance may poll and post now (it holds the lease, or has none)."""
+        return self.lease is None or self.lease.holding()
+
+    def _wait_for_lease(self) -> bool:
+        """True once this instance may work. False if another instance keeps the lease
+        longer than a holder that died could (its lease runs out within a TTL)."""
+        if self.lease is None or self.lease.holding():
+            return True
+        return self.lease.wait_held(self.lease.ttl_s * 4 / 3 + 1, self.stop)
+
+    def _check_lease(self, mention_id: str) -> None:
+        if not self.active():
+            raise LeaseLost(f"lease lost before posting the reply to {mention_id}")
 
     def _jittered(self, delay: float) -> float:
         return delay / 2 + self.rng.uniform(0, delay / 2)  # "equal jitter"
@@ -229,14 +255,19 @@ class Bot:
                 log.info("mention %s was already answered by %s", m.id, existing)
                 return
         else:
-            self.store.mark_intent(item)
+            self._check_lease(m.id)
+            if not self.store.mark_intent(item):
+                log.warning("mention %s is no longer ready to post here; not posting", m.id)
+                return
             crash_point("after_intent")
+        self._check_lease(m.id)
         reply = Reply(
             text=item.reply_text or "",
             image=item.card,
             image_type=item.card_type or "image/png",
             alt_text=item.alt_text or "",
             key=item.key,
+            guard=lambda: self._check_lease(m.id),
         )
         reply_id = self.platform.post_reply(m, reply)
         crash_point("after_post")
@@ -260,7 +291,7 @@ class Bot:
                 item = self.store.get(name, m.id) or item
             if item.state in ("captioned", "replying"):
                 self._post(item)
-        except RateLimited:
+        except (RateLimited, LeaseLost):
             raise
         except PlatformUnavailable as exc:
             raise _Outage("platform", str(exc)) from exc
@@ -298,10 +329,13 @@ class Bot:
         """Handle due mentions, at most max_per_poll; stops early when paused or stopping."""
         done = 0
         for item in self.store.due(self.platform.name, self.clock(), self.settings.max_per_poll):
-            if self.stop.is_set() or self.blocked_until() > self.clock():
+            if self.stop.is_set() or self.blocked_until() > self.clock() or not self.active():
                 break
             try:
                 self.handle(item)
+            except LeaseLost as exc:
+                log.warning("%s: standing by", exc)
+                break
             except RateLimited as exc:
                 self._rate_limited(exc)
                 break
@@ -316,9 +350,9 @@ class Bot:
         return done
 
     def cycle(self) -> None:
-        if self.blocked_until() <= self.clock():
+        if self.blocked_until() <= self.clock() and self.active():
             self.poll()
-        if self.blocked_until() <= self.clock():
+        if self.blocked_until() <= self.clock() and self.active():
             self.work()
         if self.outage_until <= self.clock():
             self.outage_reason = None
@@ -329,6 +363,9 @@ class Bot:
     def run_forever(self) -> None:
         log.info("bot started on %s", self.platform.name)
         while not self.stop.is_set():
+            if not self.active():
+                self.stop.wait(0.05)  # standing by: the lease keeper says when to take over
+                continue
             self.cycle()
             wake = self.clock() + self.settings.poll_interval_s
             next_due = self.store.next_due_at(self.platform.name)
@@ -344,6 +381,10 @@ class Bot:
         before = self.store.counts(name)
         summary = Summary()
         while not self.stop.is_set():
+            if not self._wait_for_lease():
+                assert self.lease is not None
+                summary.waiting_for = f"the lease: {self.lease.current_holder} is the active bot"
+                break
             self.cycle()
             now = self.clock()
             if self.outage_until > now:

@@ -17,6 +17,7 @@ from bot_service import crashpoints
 from bot_service.app import create_app
 from bot_service.bot import Bot
 from bot_service.gateway_client import GatewayClient
+from bot_service.lease import LeaseKeeper, open_lease
 from bot_service.metrics import BotMetrics
 from bot_service.platforms import create_platform
 from bot_service.settings import BotSettings
@@ -44,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         "--once",
         action="store_true",
         help="poll once, answer everything that is due, then exit (no HTTP server); "
-        "exit status 0 when done, 75 when work is left because a dependency is down",
+        "exit status 0 when done, 75 when work is left because a dependency is down or "
+        "another instance holds the lease",
     )
     run.add_argument(
         "--platform",
@@ -62,10 +64,17 @@ def _build(settings: BotSettings, metrics: BotMetrics) -> Bot:
         settings.gateway_timeout_s,
         api_key=key.get_secret_value() if key else None,
     )
-    return Bot(settings, platform, gateway, StateStore(settings.state_path), metrics)
+    store = StateStore(settings.state_path)
+    name = settings.lease_name or f"talkative:bot:{platform.name}:lease"
+    backend = open_lease(settings.lease_url, settings.state_path, name, settings.lease_ttl_s)
+    lease = LeaseKeeper(backend, settings.lease_ttl_s)
+    metrics.lease_active.set_function(lambda: float(lease.holding()))
+    return Bot(settings, platform, gateway, store, metrics, lease=lease)
 
 
 def _close(bot: Bot) -> None:
+    if bot.lease is not None:
+        bot.lease.stop()  # the bot has stopped posting: a standby may take over at once
     bot.platform.close()
     bot.gateway.close()
     bot.store.close()
@@ -91,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bot-service: {exc}", file=sys.stderr)
         return 2
     holder["bot"] = bot
+    if settings.platform_timeout_s > settings.lease_ttl_s / 3:
+        log.warning(
+            "BOT_PLATFORM_TIMEOUT_S (%g s) is over a third of BOT_LEASE_TTL_S (%g s): a post "
+            "stuck that long while the lease is lost could overlap another instance's",
+            settings.platform_timeout_s,
+            settings.lease_ttl_s,
+        )
+    if bot.lease is not None:
+        bot.lease.start()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: finishing the mention in hand, then stopping", signum)

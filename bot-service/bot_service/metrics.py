@@ -38,6 +38,11 @@ class BotMetrics:
             ["platform"],
             registry=r,
         )
+        self.lease_active = Gauge(
+            "bot_lease_active",
+            "1 while this instance holds the lease and may post, 0 while it stands by",
+            registry=r,
+        )
         self.last_poll = Gauge(
             "bot_last_poll_timestamp_seconds", "last successful poll", ["platform"], registry=r
         )

@@ -1,24 +1,94 @@
-"""bot-service settings, from BOT_* environment variables or .env. Secrets are SecretStr."""
+"""bot-service settings, from BOT_* environment variables, .env, or secret files.
+
+Secrets are SecretStr, so they never show in a repr or a log line. Each may also come from
+a file named after its variable in lowercase (`bot_mastodon_access_token`, ...) in
+/run/secrets, where compose mounts its `secrets:` (docker-compose.yml): values that are
+not environment variables do not show in `docker inspect` or in a child's environment.
+Order of precedence (pydantic-settings): arguments, environment, .env, then the files.
+An empty value, from a file or a variable, means "not set".
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from services.settings import ServiceSettings
 
 Platform = Literal["folder", "twitter", "mastodon"]
+SECRETS_DIR = Path("/run/secrets")  # where compose mounts file secrets
+SECRET_FIELDS = (
+    "gateway_api_key",
+    "twitter_consumer_key",
+    "twitter_consumer_secret",
+    "twitter_access_token",
+    "twitter_access_token_secret",
+    "mastodon_access_token",
+)
 
 
 class BotSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_file=".env", extra="ignore", secrets_dir=SECRETS_DIR
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The default sources; the secret files only where their folder exists (outside a
+        container there is no /run/secrets, and pydantic-settings would warn at every start)."""
+        folder: Any = getattr(file_secret_settings, "secrets_dir", None)
+        if isinstance(folder, (str, os.PathLike)) and not Path(folder).is_dir():
+            return init_settings, env_settings, dotenv_settings
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    @field_validator(*SECRET_FIELDS, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`make secrets` creates every file empty: only the ones filled in are set."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
 
     port: int = Field(8004, ge=1, le=65535, description="port of /healthz, /readyz, /metrics")
     platform: Platform = Field("folder", description="where mentions come from and replies go")
     state_path: Path = Field(Path("var/bot/state.sqlite3"), description="SQLite state (WAL)")
+
+    # Replicas: one instance posts, the others stand by (bot_service/lease.py, docs/bot.md).
+    lease_url: str | None = Field(
+        None,
+        pattern=r"^(sqlite://\S*|(rediss?|unix)://\S+)$",
+        description="where the lease that picks the active instance lives: unset, a table "
+        "in the SQLite state file (instances on one host sharing state_path); "
+        "redis://host:6379/0, a Redis that instances on several hosts share (needs the "
+        "`redis` package, in the bot extra)",
+    )
+    lease_ttl_s: float = Field(
+        90.0,
+        ge=1,
+        le=3600,
+        description="the lease's time to live: the holder renews it every third of this and "
+        "starts no post two thirds after its last renewal; when it dies, another instance "
+        "takes over within about this long. Keep platform_timeout_s at most a third of it",
+    )
+    lease_name: str | None = Field(
+        None,
+        min_length=1,
+        description="the lease's name (its Redis key); instances answering for the same "
+        "account must share it. Default: talkative:bot:<platform>:lease",
+    )
 
     # The gateway's public API.
     gateway_url: str = Field("http://127.0.0.1:8000", description="base URL of the gateway")

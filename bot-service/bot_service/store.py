@@ -229,13 +229,17 @@ class StateStore:
 
     # -- transitions -------------------------------------------------------------------------
 
-    def _update(self, item: Item, **fields: Any) -> None:
+    def _update(self, item: Item, expect: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Change a mention; with `expect`, only if it is still in one of those states (a
+        compare-and-set: of two instances sharing this file, one wins). True if changed."""
         fields["updated_at"] = self.clock()
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE mentions SET {sets} WHERE platform = ? AND mention_id = ?",
-            (*fields.values(), item.platform, item.mention.id),
-        )
+        sql = f"UPDATE mentions SET {sets} WHERE platform = ? AND mention_id = ?"
+        args = [*fields.values(), item.platform, item.mention.id]
+        if expect:
+            sql += f" AND state IN ({', '.join('?' * len(expect))})"
+            args += expect
+        return bool(self.db.execute(sql, args).rowcount == 1)
 
     def mark_composed(
         self,
@@ -249,9 +253,10 @@ class StateStore:
         story_json: str | None = None,
         card: bytes | None = None,
         card_type: str | None = None,
-    ) -> None:
-        self._update(
+    ) -> bool:
+        return self._update(
             item,
+            ("new",),
             state="captioned",
             reply_kind=kind,
             reply_text=reply_text,
@@ -264,8 +269,9 @@ class StateStore:
             last_error=None,
         )
 
-    def mark_intent(self, item: Item) -> None:
-        self._update(item, state="replying")
+    def mark_intent(self, item: Item) -> bool:
+        """captioned -> replying; False if the mention is no longer `captioned`."""
+        return self._update(item, ("captioned",), state="replying")
 
     def mark_replied(self, item: Item, reply_id: str) -> None:
         self._update(item, state="replied", reply_id=reply_id, replied_at=self.clock())

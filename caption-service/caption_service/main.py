@@ -17,6 +17,7 @@ from caption_service.api.routes import router
 from caption_service.captioner import CaptionModel, build_captioner
 from caption_service.settings import CaptionSettings
 from services.app import create_service_app, serve_app
+from services.images import DecodeBudget
 from services.logging import configure_logging
 from services.model_client import (
     FollowedVersion,
@@ -71,6 +72,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(router)
+    # One per app, so one per caption-service process: big uploads take turns.
+    app.state.decode_budget = DecodeBudget(
+        settings.decode_budget_bytes, timeout_s=settings.queue_timeout_s
+    )
     return app
 
 

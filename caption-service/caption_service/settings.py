@@ -5,7 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.images import DEFAULT_MAX_PIXELS
+from services.images import (
+    DEFAULT_DECODE_BUDGET_BYTES,
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_PIXELS,
+)
 from services.settings import ModelServiceSettings
 
 
@@ -21,4 +25,26 @@ class CaptionSettings(ModelServiceSettings):
         DEFAULT_MAX_PIXELS,
         ge=1,
         description="largest image accepted (width x height), checked before decoding",
+    )
+    max_image_bytes: int = Field(
+        DEFAULT_MAX_IMAGE_BYTES,
+        ge=10_000,
+        description="largest image accepted once decoded, in bytes: width x height x what its "
+        "mode takes a pixel (1 for grey or palette, 2 for 16-bit grey, 4 for colour, RGB "
+        "included, as Pillow holds it); a JPEG counts at the reduced scale it is decoded to. "
+        "Larger gets 422",
+    )
+    decode_budget_bytes: int = Field(
+        DEFAULT_DECODE_BUDGET_BYTES,
+        ge=10_000,
+        description="decoded bytes of all the images this process decodes at once; an image "
+        "that does not fit waits for the others (at most queue_timeout_s, then 503)",
+    )
+    image_max_side: int = Field(
+        1080,
+        ge=224,
+        le=8192,
+        description="an image is decoded no larger than this on its longer side before the "
+        "captioner gets it (its graph centre-crops and resizes to 224 x 224); 1080 is what the "
+        "gateway sends with its defaults, so its photos are not resampled twice",
     )

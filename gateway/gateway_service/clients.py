@@ -14,6 +14,9 @@ A watchdog (`watch`) probes each dependency's /healthz. A process that is frozen
 would wait out the whole read timeout. After `probe_failures` missed probes in a row
 the dependency is down: new calls get 503 at once, and calls already waiting on it
 are answered 503 too, until a probe succeeds again.
+
+Every call made while serving a request carries that request's id (X-Request-ID, from
+services/logging.py), so caption-service and textgen-service log the gateway's id.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from services.logging import REQUEST_ID_HEADER, request_id
 from services.problems import Problem, Unavailable
 
 log = logging.getLogger("gateway.clients")
@@ -157,6 +161,9 @@ class ServiceClient:
     ) -> httpx.Response:
         """Send with retries; return a 2xx response or raise Problem / Unavailable."""
         timing = timing if timing is not None else CallTiming()
+        rid = request_id.get()
+        if rid != "-":  # "-": not serving a request (the watchdog's probes)
+            kwargs["headers"] = {REQUEST_ID_HEADER: rid, **(kwargs.get("headers") or {})}
         last_why = "no attempt made"
         for attempt in range(self.retries + 1):
             if attempt:

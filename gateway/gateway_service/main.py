@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from gateway_service import __version__
@@ -17,11 +17,12 @@ from gateway_service.api.routes import router
 from gateway_service.catalogue import ModelCatalogue
 from gateway_service.clients import CaptionClient, TextgenClient
 from gateway_service.settings import GatewaySettings
-from gateway_service.store import StoryStore
+from gateway_service.store import open_store
 from gateway_service.stories import Chain
 from services.app import create_service_app, serve_app
 from services.logging import configure_logging
 from services.observability import Readiness
+from services.openapi import limit_request_fields
 
 STATIC = Path(__file__).parent / "static"
 # Readable without an API key when keys are set: the page, its files, and the cards (a
@@ -61,7 +62,7 @@ def build_chain(
         captions=captions,
         textgen=textgen,
         catalogue=ModelCatalogue(textgen, settings.models_cache_s),
-        store=StoryStore(settings.story_capacity, settings.story_ttl_s),
+        store=open_store(settings),
     )
 
 
@@ -97,9 +98,15 @@ def create_app(
         chain: Chain | None = getattr(app.state, "chain", None)
         if chain is None:
             return Readiness(False, {"gateway": "starting"})
-        caption, textgen = await asyncio.gather(chain.captions.ready(), chain.textgen.ready())
-        checks = {"caption-service": caption or "ready", "textgen-service": textgen or "ready"}
-        return Readiness(caption is None and textgen is None, checks)
+        caption, textgen, store = await asyncio.gather(
+            chain.captions.ready(), chain.textgen.ready(), chain.store.ready()
+        )
+        checks = {
+            "caption-service": caption or "ready",
+            "textgen-service": textgen or "ready",
+            "story-store": store or f"ready ({chain.store.name})",
+        }
+        return Readiness(caption is None and textgen is None and store is None, checks)
 
     app = create_service_app(
         service="gateway",
@@ -115,9 +122,16 @@ def create_app(
         open_paths=OPEN_PATHS,
     )
     app.include_router(router)
+    # The limit from the settings, in the document too (each model may allow fewer tokens).
+    limit_request_fields(app, max_new_tokens={"maximum": settings.max_new_tokens_limit})
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/", include_in_schema=False)
+    @app.get(
+        "/",
+        response_class=HTMLResponse,  # so the document says text/html
+        tags=["page"],
+        summary="The web page: a photo in, its story and card out",
+    )
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.validation import whole_numbers
+
 MAX_SEED = 2**63 - 1
+# Bounds are written `lt=SEED_LIMIT`, not `le=MAX_SEED`: FastAPI writes schema bounds as
+# floats, which hold 2**63 exactly but round 2**63 - 1 up (the document would allow 2**63).
+SEED_LIMIT = MAX_SEED + 1
 MODEL_NAME = r"^[a-z0-9_.-]+$"
+
+# The types and limits of the story options, declared once: StoryOptions and the form
+# fields of POST /v1/stories (so its OpenAPI document shows them) both use them.
+ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=MODEL_NAME)]
+StoryLength = Annotated[int, Field(ge=1)]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
+Style = Literal["auto", "verse", "screenplay", "tale", "plain"]
 
 
 class StoryOptions(BaseModel):
@@ -15,17 +28,13 @@ class StoryOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(
-        None, min_length=1, max_length=100, pattern=MODEL_NAME, description="text model"
+    model: ModelName | None = Field(None, description="text model")
+    max_new_tokens: StoryLength | None = Field(
+        None, description="length of the story in tokens (characters for char models)"
     )
-    max_new_tokens: int | None = Field(
-        None, ge=1, description="length of the story in tokens (characters for char models)"
-    )
-    temperature: float = Field(
-        0.7, ge=0.0, le=2.0, allow_inf_nan=False, description="0 = greedy; higher = wilder"
-    )
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same story")
-    style: Literal["auto", "verse", "screenplay", "tale", "plain"] = Field(
+    temperature: Temperature = Field(0.7, description="0 = greedy; higher = wilder")
+    seed: Seed | None = Field(None, description="same seed, same story")
+    style: Style = Field(
         "auto", description="how the caption is framed; auto follows the model's corpus"
     )
 
@@ -41,7 +50,8 @@ class GenerationRequest(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0, allow_inf_nan=False)
     top_k: int = Field(0, ge=0, le=10_000)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
+    _whole = whole_numbers("max_new_tokens", "top_k", "seed")
 
 
 class SeedInfo(BaseModel):

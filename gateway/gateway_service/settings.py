@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.images import DEFAULT_DECODE_BUDGET_BYTES, DEFAULT_MAX_IMAGE_BYTES
 from services.settings import ServiceSettings
 
 _URL = r"^https?://[^\s/]+(/[^\s]*)?$"
@@ -18,6 +19,28 @@ class GatewaySettings(ServiceSettings):
     max_request_bytes: int = Field(10_000_000, ge=1024)
     max_image_pixels: int = Field(
         40_000_000, ge=10_000, description="larger images are refused before decoding (bombs)"
+    )
+    max_image_bytes: int = Field(
+        DEFAULT_MAX_IMAGE_BYTES,
+        ge=10_000,
+        description="largest photo accepted once decoded, in bytes: width x height x what its "
+        "mode takes a pixel (1 for grey or palette, 2 for 16-bit grey, 4 for colour, RGB "
+        "included, as Pillow holds it); a JPEG counts at the reduced scale it is decoded to. "
+        "Larger gets 422",
+    )
+    decode_budget_bytes: int = Field(
+        DEFAULT_DECODE_BUDGET_BYTES,
+        ge=10_000,
+        description="decoded bytes of all the photos this process decodes at once; a photo that "
+        "does not fit waits for the others (at most queue_timeout_s, then 503)",
+    )
+    image_max_side: int = Field(
+        1024,
+        ge=224,
+        le=8192,
+        description="a photo is decoded no larger than this on its longer side, or "
+        "card_photo_max_side if that is larger; that copy, re-encoded as PNG, is what "
+        "caption-service gets (not the upload), and the card and the night check use it too",
     )
 
     caption_url: str = Field("http://127.0.0.1:8001", pattern=_URL, description="caption-service")
@@ -58,4 +81,20 @@ class GatewaySettings(ServiceSettings):
 
     story_capacity: int = Field(256, ge=1, description="stories kept for their card; oldest out")
     story_ttl_s: float = Field(3600.0, gt=0, description="a story and its card expire after this")
+    store_url: str = Field(
+        "memory://",
+        pattern=r"^(memory://|sqlite://\S+|(rediss?|unix)://\S+)$",
+        description="where stories and their cards are kept: memory:// (this process), "
+        "sqlite:///path/stories.db (a file the gateways of one host share), or "
+        "redis://host:6379/0 (a Redis every replica shares; needs the `redis` package, in "
+        "the gateway extra). Bounded by story_capacity and story_ttl_s in each",
+    )
+    store_key_prefix: str = Field(
+        "talkative:gateway:",
+        min_length=1,
+        description="Redis store: the start of every key, so deployments can share a Redis",
+    )
+    store_timeout_s: float = Field(
+        2.0, gt=0, description="one call to the Redis or SQLite store; slower is a 503"
+    )
     card_photo_max_side: int = Field(1080, ge=64, le=4096)

@@ -6,7 +6,8 @@ import asyncio
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from PIL import Image, ImageStat
 
@@ -17,7 +18,7 @@ from gateway_service.schemas import SeedInfo, StoryOptions, StoryResponse
 from gateway_service.seeds import make_seed
 from gateway_service.settings import GatewaySettings
 from gateway_service.store import StoredStory, StoryStore
-from services.images import read_image
+from services.images import DecodeBudget, read_image, to_png
 from services.problems import Problem
 
 _SENTENCE_END = re.compile(r"[.!?](?=[\s\"')]|$)")
@@ -33,10 +34,36 @@ class Chain:
     textgen: TextgenClient
     catalogue: ModelCatalogue
     store: StoryStore
+    budget: DecodeBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One chain per app, so one budget per gateway process: big uploads take turns.
+        self.budget = DecodeBudget(
+            self.settings.decode_budget_bytes, timeout_s=self.settings.queue_timeout_s
+        )
+
+    def read_photo(self, data: bytes) -> tuple[Image.Image, bytes]:
+        return read_photo(self.settings, data, self.budget)
 
     async def close(self) -> None:
         await self.captions.close()
         await self.textgen.close()
+        await self.store.close()
+
+
+def read_photo(
+    settings: GatewaySettings, data: bytes, budget: DecodeBudget | None = None
+) -> tuple[Image.Image, bytes]:
+    """The upload decoded once, no larger than the captioner and the card need, and the
+    PNG of that copy: what caption-service gets instead of the upload. Blocking."""
+    photo = read_image(
+        data,
+        max_pixels=settings.max_image_pixels,
+        max_side=max(settings.image_max_side, settings.card_photo_max_side),
+        max_bytes=settings.max_image_bytes,
+        budget=budget,
+    )
+    return photo, to_png(photo)
 
 
 def trim_story(seed: str, text: str) -> tuple[str, bool]:
@@ -51,6 +78,11 @@ def is_night(photo: Image.Image) -> bool:
     # Shrink first, then grey: the mean is the same and a 32 x 32 conversion costs nothing.
     small = photo.resize((32, 32), Image.Resampling.BOX).convert("L")
     return float(ImageStat.Stat(small).mean[0]) < NIGHT_LUMINANCE
+
+
+def png_name(filename: str) -> str:
+    """The name the re-encoded photo goes to caption-service under."""
+    return f"{PurePath(filename).stem or 'photo'}.png"
 
 
 def card_url(settings: GatewaySettings, story_id: str) -> str:
@@ -69,8 +101,10 @@ async def tell(
         timings[name] = round((now - since) * 1000, 2)
         return now
 
-    # 1. The photo is checked here, so a bad upload never reaches the captioner.
-    photo = await asyncio.to_thread(read_image, data, max_pixels=chain.settings.max_image_pixels)
+    # 1. The photo is checked here, so a bad upload never reaches the captioner, and
+    # decoded once, small: the captioner, the card and the night check share that copy.
+    # `content_type` is the client's word only; the type is sniffed from the bytes.
+    photo, photo_png = await asyncio.to_thread(chain.read_photo, data)
     mark = lap("validate_ms", started)
 
     # The card's copy of the photo is made while the models work; it only waits at the end.
@@ -94,7 +128,9 @@ async def tell(
 
         # 3. Caption.
         caption_time = CallTiming()
-        answer = await chain.captions.caption(data, filename, content_type, caption_time)
+        answer = await chain.captions.caption(
+            photo_png, png_name(filename), "image/png", caption_time
+        )
         caption = str(answer["captions"][0]["text"])
         timings["caption_ms"] = round(caption_time.ms, 2)
         mark = time.perf_counter()
@@ -132,10 +168,10 @@ async def tell(
             story=story,
             model=profile.name,
             language=seed.language,
-            created=time.monotonic(),
+            created=time.time(),
             alt_text=card.alt_text(caption, story),
         )
-        chain.store.put(stored)
+        await chain.store.put(stored)
         lap("store_ms", mark)
         total = (time.perf_counter() - started) * 1000
         timings["total_ms"] = round(total, 2)
@@ -159,6 +195,19 @@ async def tell(
         )
     finally:
         card_photo.cancel()  # a failed chain leaves no task behind
+
+
+async def card_png(chain: Chain, story_id: str) -> bytes | None:
+    """The card of a stored story, None when there is no such story. Rendered from the
+    stored photo by the first replica asked, then stored beside the story: every replica
+    serves those same bytes after, without rendering again."""
+    stored = await chain.store.get(story_id)
+    if stored is None:
+        return None
+    if stored.card_png is None:
+        png = await asyncio.to_thread(render, stored)
+        await chain.store.put_card(story_id, png)
+    return stored.card_png
 
 
 def render(stored: StoredStory) -> bytes:

@@ -7,9 +7,17 @@ model_servers/server.cc shares one SharedBatchScheduler
 queues. Each (model, version, signature) gets a `BatchQueue`; `BatchQueue.submit` blocks
 its caller until the caller's rows of the batch result are ready.
 
+With --enable_per_model_batching_parameters, each version's own batching_params.pbtxt
+(beside its saved_model.pb) gives the options of its queues, a version without one is
+not batched, and only the thread pool still comes from --batching_parameters_file
+(`per_model_options`).
+
 Upstream files each rule follows:
   tensorflow_serving/servables/tensorflow/session_bundle_config.proto  the options
-  tensorflow_serving/servables/tensorflow/bundle_factory_util.{h,cc}   option validation
+  tensorflow_serving/servables/tensorflow/bundle_factory_util.{h,cc}   option validation,
+      per-model parameters (GetPerModelBatchingParams, kBatchingParamsFilename)
+  tensorflow_serving/servables/tensorflow/saved_model_bundle_factory.cc  no file, no batching
+  tensorflow_serving/model_servers/main.cc  --enable_per_model_batching_parameters
   tensorflow_serving/batching/batching_session.cc   task size, merge, padding, split
   tensorflow_serving/batching/batching_util.cc      variable-length padding, allowed sizes
   TF core shared_batch_scheduler.h (not checked out)  queueing, timeouts, queue-full
@@ -41,11 +49,13 @@ from model_server.errors import (
 from model_server.protos import ConfigError
 
 __all__ = [
+    "PER_MODEL_FILE",
     "BatchQueue",
     "BatchScheduler",
     "BatchStats",
     "BatchingOptions",
     "RunFn",
+    "per_model_options",
 ]
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -173,6 +183,38 @@ class BatchingOptions:
         except OSError as e:
             raise ConfigError(f"cannot read batching parameters: {e}", source=source) from e
         return cls.from_text(text, source)
+
+
+# bundle_factory_util.cc kBatchingParamsFilename, looked up in the SavedModel folder.
+PER_MODEL_FILE = "batching_params.pbtxt"
+
+
+def per_model_options(version_dir: str | os.PathLike[str]) -> BatchingOptions | None:
+    """A version's own batching options, or None when it has no batching_params.pbtxt.
+
+    bundle_factory_util.cc GetPerModelBatchingParams with per_model_configured: the file is
+    `<version dir>/batching_params.pbtxt`; when it is absent the version gets no batching
+    at all (saved_model_bundle_factory.cc then wraps the session plainly); a file that does
+    not parse, or fails WrapSessionForBatching's check, fails the load. Its
+    num_batch_threads and thread_pool_name are not used: the batch threads are one pool
+    for every model (main.cc's help for --enable_per_model_batching_parameters).
+    """
+    path = Path(version_dir) / PER_MODEL_FILE
+    if not path.is_file():
+        return None
+    source = os.fspath(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read batching parameters: {e}", source=source) from e
+    params = protos.parse_text(protos.BatchingParameters, text, source)
+    for name in ("num_batch_threads", "thread_pool_name"):
+        params.ClearField(name)
+    try:
+        return BatchingOptions.from_proto(params)
+    except _OptionError as e:
+        line = _field_line(text, e.field_name)
+        raise ConfigError(str(e), source=source, line=line, column=1 if line else None) from e
 
 
 def _field_line(text: str, field_name: str) -> int | None:

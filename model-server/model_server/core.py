@@ -20,6 +20,11 @@ Each rule follows a file of tensorflow/serving (docs/model-server.md has the tab
 - Requests (core/basic_manager.cc, server_core.cc ServableRequestFromModelSpec): a
   version, a label, or the latest AVAILABLE version; NOT_FOUND "Servable not found for
   request: Specific(name, v)" / "Latest(name)".
+- Per-model batching (servables/tensorflow/saved_model_bundle_factory.cc,
+  bundle_factory_util.cc GetPerModelBatchingParams): with
+  --enable_per_model_batching_parameters, a version's batching_params.pbtxt is read when
+  it loads (a bad one fails the load) and gives its queues their options; a version
+  without one runs its requests directly, never through the batch threads.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import grpc
 import numpy as np
 
 from model_server import config as cfg
-from model_server.batching import BatchScheduler
+from model_server.batching import BatchingOptions, BatchScheduler, per_model_options
 from model_server.errors import (
     ServingError,
     failed_precondition,
@@ -63,6 +68,7 @@ class CoreOptions:
     file_system_poll_wait_seconds: float = 1.0
     enable_model_warmup: bool = True
     num_request_iterations_for_warmup: int = 1
+    enable_per_model_batching_params: bool = False
 
 
 @dataclass
@@ -87,6 +93,8 @@ class ServerCore:
         self._failed: set[tuple[str, int]] = set()  # failed loads, retried once re-aspired
         self._labels: dict[str, dict[str, int]] | None = None
         self._queue_keys: set[tuple[str, int, str]] = set()  # batching queues per version
+        # per-model batching: each loaded version's options, None = not batched
+        self._batching: dict[tuple[str, int], BatchingOptions | None] = {}
         self._dirty = False
         self._stopping = False
         self._manager = threading.Thread(target=self._manage, name="model-manager", daemon=True)
@@ -210,11 +218,16 @@ class ServerCore:
         if self.scheduler is None:
             return servable.run(signature, inputs)
         key = (servable.name, servable.version, signature)
+        options = None
+        if self.options.enable_per_model_batching_params:
+            options = self._batching.get(key[:2])
+            if options is None:  # no batching_params.pbtxt: not batched
+                return servable.run(signature, inputs)
         with self._lock:
             # Under the lock, so an unload (which first marks the version UNLOADING) never
             # races a request into recreating the queue it is removing.
             self._specific(servable.name, servable.version)
-            queue = self.scheduler.queue(key, lambda batch: servable.run(signature, batch))
+            queue = self.scheduler.queue(key, lambda batch: servable.run(signature, batch), options)
             self._queue_keys.add(key)
         return queue.submit(dict(inputs))
 
@@ -305,6 +318,8 @@ class ServerCore:
                     self._queue_keys -= keys
                 for key in keys:
                     self.scheduler.remove_queue(key)
+            with self._lock:
+                self._batching.pop((name, version), None)
             self._set(name, version, VersionStatus(END))
             log.info("Done unloading servable version {name: %s version: %d}", name, version)
             return
@@ -313,6 +328,15 @@ class ServerCore:
         started = time.perf_counter()
         try:
             servable = Servable.load(name, version, path)
+            batching = None
+            if self.scheduler is not None and self.options.enable_per_model_batching_params:
+                batching = per_model_options(path)  # a bad file fails the load, before warm-up
+                log.info(
+                    "Servable version {name: %s version: %d}: %s",
+                    name,
+                    version,
+                    "batched with its batching_params.pbtxt" if batching else "not batched",
+                )
             if self.options.enable_model_warmup:
                 self._warm_up(servable)
         except Exception as exc:
@@ -328,6 +352,8 @@ class ServerCore:
                 self._failed.add((name, version))
             self._set(name, version, VersionStatus(END, error=error))
             return
+        with self._lock:
+            self._batching[(name, version)] = batching
         self._set(name, version, VersionStatus(AVAILABLE, servable=servable))
         log.info("Successfully loaded servable version {name: %s version: %d}", name, version)
         for hook in self.events.loaded:

@@ -94,6 +94,13 @@ def add_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "pad_variable_length_inputs); needs --enable_batching",
     )
     bool_flag(
+        "enable_per_model_batching_parameters",
+        False,
+        "with --enable_batching: each model version's batching_params.pbtxt (beside its "
+        "saved_model.pb) sets its batching, a version without one is not batched, and only "
+        "num_batch_threads is taken from --batching_parameters_file",
+    )
+    bool_flag(
         "allow_version_labels_for_unavailable_models",
         False,
         "let a NEW label point at a version that is not yet available (moving a label "
@@ -222,6 +229,10 @@ class ModelServer:
                 file_system_poll_wait_seconds=flags.file_system_poll_wait_seconds,
                 enable_model_warmup=flags.enable_model_warmup,
                 num_request_iterations_for_warmup=flags.num_request_iterations_for_warmup,
+                # server.cc sets it only inside `if (enable_batching)`: ignored without batching
+                enable_per_model_batching_params=(
+                    flags.enable_batching and flags.enable_per_model_batching_parameters
+                ),
             ),
             scheduler,
         )

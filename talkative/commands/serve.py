@@ -185,6 +185,8 @@ def _spawn_model_server(args: argparse.Namespace, env: dict[str, str]) -> subpro
         "--allow_version_labels_for_unavailable_models=true",
         "--enable_batching=true",
         f"--batching_parameters_file={SERVING / 'batching_parameters.txt'}",
+        # each text model's batching_params.pbtxt; the captioner, without one, unbatched
+        "--enable_per_model_batching_parameters=true",
         f"--monitoring_config_file={SERVING / 'monitoring.config'}",
     ]
     return subprocess.Popen(

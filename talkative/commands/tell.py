@@ -140,9 +140,17 @@ async def _tell(
     from gateway_service.settings import GatewaySettings
     from services.images import read_image
 
-    # Fail fast on a bad photo, before any model loads.
-    settings = GatewaySettings(caption_url="http://caption", textgen_url="http://textgen")
-    read_image(data, max_pixels=settings.max_image_pixels)
+    # Fail fast on a bad photo, before any model loads (decoded small: only a check).
+    # One story, in this process: its store is memory, whatever GATEWAY_STORE_URL says.
+    settings = GatewaySettings(
+        caption_url="http://caption", textgen_url="http://textgen", store_url="memory://"
+    )
+    read_image(
+        data,
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.image_max_side,
+        max_bytes=settings.max_image_bytes,
+    )
 
     from caption_service.main import create_app as caption_app
     from caption_service.settings import CaptionSettings
@@ -165,6 +173,5 @@ async def _tell(
         story = await stories.tell(chain, data, filename, content_type, options)
         card = None
         if card_path is not None:
-            stored = chain.store.get(story.id)
-            card = stories.render(stored) if stored is not None else None
+            card = await stories.card_png(chain, story.id)
         return story, card

@@ -117,6 +117,8 @@ def bot_env(tmp_path: Path, gateway: CountingGateway, **overrides: Any) -> dict[
         "BOT_USER_COOLDOWN_S": "0",
         "BOT_BACKOFF_BASE_S": "0.05",
         "BOT_POLL_INTERVAL_S": "0.2",
+        # A short lease: a run after a killed one waits for the dead holder's lease to end.
+        "BOT_LEASE_TTL_S": "2",
         "BOT_STORY_MAX_NEW_TOKENS": "200",
         "BOT_LOG_FORMAT": "text",
         "BOT_INBOX": str(tmp_path / "inbox"),

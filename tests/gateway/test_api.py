@@ -239,4 +239,8 @@ def test_caption_passthrough(client: httpx.Client, jpeg: bytes) -> None:
 def test_ready_when_both_services_are(client: httpx.Client) -> None:
     body = client.get("/readyz").json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"caption-service": "ready", "textgen-service": "ready"}
+    assert body["checks"] == {
+        "caption-service": "ready",
+        "textgen-service": "ready",
+        "story-store": "ready (memory)",
+    }

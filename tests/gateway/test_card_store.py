@@ -1,4 +1,4 @@
-"""The story card (layout, accents, cutting at a sentence) and the bounded, expiring store."""
+"""The story card (layout, accents, cutting at a sentence); the stores: test_story_store.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from gateway_service.card import (
     render_card,
     wrap,
 )
-from gateway_service.store import StoredStory, StoryStore
+from gateway_service.store import StoryStore
 
 PHOTO = Image.new("RGB", (640, 480), (40, 90, 160))
 ACCENTS = "àâäçéèêëîïôöùûüÿœæ ÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸŒÆ ąęłńśźż ãõ ñ ß ő ű ř č ě ů"
@@ -64,31 +64,6 @@ def test_alt_text_within_platform_limits() -> None:
     assert short == "A photo of a cat. Below it, a story: It purred."
     long = alt_text("a cat", "word " * 1000)
     assert len(long) <= ALT_TEXT_MAX and long.endswith("…")
-
-
-def stored(story_id: str, at: float) -> StoredStory:
-    return StoredStory(story_id, b"", "c", "s", "story", "m", "en", created=at)
-
-
-def test_store_is_bounded() -> None:
-    store = StoryStore(capacity=3, ttl_s=100, clock=lambda: 0.0)
-    for i in range(5):
-        store.put(stored(f"id{i}", 0.0))
-    assert len(store) == 3
-    assert store.get("id0") is None and store.get("id1") is None
-    assert store.get("id4") is not None
-
-
-def test_store_expires() -> None:
-    now = [0.0]
-    store = StoryStore(capacity=10, ttl_s=60, clock=lambda: now[0])
-    store.put(stored("old", 0.0))
-    now[0] = 30.0
-    store.put(stored("new", 30.0))
-    now[0] = 61.0
-    assert store.get("old") is None and store.get("new") is not None
-    now[0] = 91.0
-    assert len(store) == 0
 
 
 def test_ids_are_unguessable() -> None:

@@ -268,7 +268,11 @@ def test_a_frozen_textgen_gives_503s_not_held_requests(
         found = re.findall(r"  textgen-service ready at \S+ \(pid (\d+)\)", log.read_text())
         textgen = int(found[-1])
         with httpx.Client(base_url=url, timeout=300) as client:
-            assert story(client).status_code == 200
+            first = [story(client).status_code for _ in range(1)]
+            while first[-1] != 200 and len(first) < 60:  # a loaded machine may shed at first
+                time.sleep(0.5)
+                first.append(story(client).status_code)
+            assert first[-1] == 200, f"no story before the freeze: {first}\n{log.read_text()}"
             os.kill(textgen, signal.SIGSTOP)
             seen: list[int] = []
             for _ in range(300):  # bounded; each turn is a real request

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,9 @@ def test_compose_file_validates_with_gpu_for_tfserving(tmp_path):
     services = config["services"]
     assert set(services) == {"tfserving", *SERVICES}
     tfs = services["tfserving"]
-    assert re.fullmatch(r"tensorflow/serving:\d+\.\d+\.\d+-gpu", tfs["image"])
+    # a tag, and its digest once `make pin-images` has run (deploy/pin-images.sh)
+    pinned = r"(@sha256:[0-9a-f]{64})?"
+    assert re.fullmatch(r"tensorflow/serving:\d+\.\d+\.\d+-gpu" + pinned, tfs["image"])
     devices = tfs["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     flags = " ".join(tfs["command"])
@@ -190,6 +193,61 @@ def test_dockerfiles_are_multistage_nonroot_with_healthcheck(service):
     assert re.search(r"^HEALTHCHECK .*\n\s+CMD ", runtime, re.MULTILINE)
     assert f"EXPOSE {SERVICES[service]}" in runtime
     assert "python:3.11-slim" in text
+
+
+def _extras() -> dict[str, list[str]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    return {"": project["dependencies"], **extras}
+
+
+def _requirements(extra: str, extras: dict[str, list[str]]) -> set[str]:
+    """The requirements `pip install ".[extra]"` asks for: the base ones, then the extra's,
+    with talkative[...] self-references followed."""
+    found: set[str] = set(extras[""]) if extra else set()
+    for requirement in extras[extra]:
+        nested = re.fullmatch(r"talkative\[([\w,\s-]+)\]", requirement.replace(" ", ""))
+        if nested:
+            for name in nested.group(1).split(","):
+                found |= _requirements(name, extras)
+        else:
+            found.add(requirement)
+    return found
+
+
+def _pip_installs(dockerfile: str) -> list[str]:
+    """Every `pip install ...` command of a Dockerfile's RUN lines (continuations joined)."""
+    joined = re.sub(r"\\\n\s*", " ", dockerfile)
+    runs = re.findall(r"^RUN (.+)$", joined, re.MULTILINE)
+    return [cmd.strip() for run in runs for cmd in run.split("&&") if "pip install" in cmd]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_images_install_no_tensorflow(service):
+    """The services call TF Serving; none of their images carries a TensorFlow wheel."""
+    text = (ROOT / service / "Dockerfile").read_text()
+    installs = _pip_installs(text)
+    assert installs, "the image installs the project"
+    extras = _extras()
+    for command in installs:
+        assert "tensorflow" not in command.lower(), command
+        for extra_list in re.findall(r"\.\[([\w,-]+)\]", command):
+            for extra in extra_list.split(","):
+                pulled = {r for r in _requirements(extra, extras) if "tensorflow" in r.lower()}
+                assert not pulled, f"{command}: extra {extra!r} pulls {sorted(pulled)}"
+    # and the build stops if anything brought TensorFlow in anyway
+    assert "find_spec('tensorflow') is None" in text.split("AS runtime", 1)[0]
+
+
+def test_the_in_process_backend_still_has_an_extra_with_tensorflow():
+    extras = _extras()
+    assert any("tensorflow" in r for r in _requirements("models", extras))
+    assert {"grpcio", "protobuf"} <= {
+        re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0] for r in _requirements("remote", extras)
+    }
+    for service in ("caption", "textgen"):
+        assert _requirements("remote", extras) <= _requirements(service, extras)
+    assert _requirements("models", extras) <= _requirements("dev", extras)
 
 
 def _proto_class(full_name: str, fields: list[tuple[str, int, int, str | None, bool]]) -> Any:

@@ -41,6 +41,7 @@ class Service:
 SERVICES = {
     "caption-service": Service("caption-service", "caption_service", "CAPTION_"),
     "textgen-service": Service("textgen-service", "textgen_service", "TEXTGEN_"),
+    "gateway": Service("gateway", "gateway_service", "GATEWAY_"),
 }
 
 

@@ -15,6 +15,7 @@ from services.app import create_service_app, serve_app
 from services.logging import configure_logging
 from services.model_client import ModelClient, ModelRepository, create_model_client
 from services.observability import Readiness
+from services.openapi import limit_request_fields
 from textgen_service import __version__
 from textgen_service.api.routes import router
 from textgen_service.registry import TextModelRegistry
@@ -58,6 +59,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(router)
+    # Limits from the settings, in the document too (each model may allow fewer tokens).
+    limit_request_fields(
+        app,
+        prompt={"maxLength": settings.max_prompt_chars},
+        max_new_tokens={"maximum": settings.max_new_tokens_limit},
+    )
     return app
 
 

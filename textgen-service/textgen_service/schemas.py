@@ -6,7 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.validation import whole_numbers
+
 MAX_SEED = 2**63 - 1
+# Bounds are written `lt=SEED_LIMIT`, not `le=MAX_SEED`: FastAPI writes schema bounds as
+# floats, which hold 2**63 exactly but round 2**63 - 1 up (the document would allow 2**63).
+SEED_LIMIT = MAX_SEED + 1
 
 
 class GenerationRequest(BaseModel):
@@ -30,8 +35,9 @@ class GenerationRequest(BaseModel):
         1.0, gt=0.0, le=1.0, allow_inf_nan=False, description="nucleus sampling mass; 1 = off"
     )
     seed: int | None = Field(
-        None, ge=0, le=MAX_SEED, description="same seed, same text; omitted = random"
+        None, ge=0, lt=SEED_LIMIT, description="same seed, same text; omitted = random"
     )
+    _whole = whole_numbers("max_new_tokens", "top_k", "seed")
 
 
 class Normalisation(BaseModel):

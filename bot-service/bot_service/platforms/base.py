@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -32,6 +33,14 @@ class Reply:
     image_type: str = "image/png"
     alt_text: str = ""
     key: str = ""  # stable per mention: idempotency key where the platform supports one
+    # Raises when this instance may no longer post (it lost the lease to another replica).
+    guard: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def check(self) -> None:
+        """Called by the adapters right before the call that publishes the reply (after any
+        media upload, which may take a while): a replica that lost the lease stops there."""
+        if self.guard is not None:
+            self.guard()
 
 
 @dataclass

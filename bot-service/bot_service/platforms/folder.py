@@ -3,7 +3,9 @@
 Needs no account; `make run` uses it. Every file in the inbox is one mention (its name is
 its id and its author); image files carry media, other files are mentions without an image.
 A reply is `<name>.reply.txt` (text), `<name>.card.png` (the story card) and
-`<name>.reply.json` (everything, written last: its presence means "replied").
+`<name>.reply.json` (everything, written last: its presence means "replied"). Each reply
+posted is also one line appended to `posted.jsonl` (which mention, which process, when):
+the folder's timeline, where a mention answered twice would show twice.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bot_service.platforms.base import (
 from bot_service.settings import BotSettings
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+POSTED_LOG = "posted.jsonl"
 _CARD_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
@@ -83,6 +86,7 @@ class FolderPlatform(Platform):
         return path.name if path.exists() else None
 
     def post_reply(self, mention: Mention, reply: Reply) -> str:
+        reply.check()
         card_name = None
         if reply.image is not None:
             card_name = f"{mention.id}.card{_CARD_SUFFIX.get(reply.image_type, '.png')}"
@@ -97,4 +101,10 @@ class FolderPlatform(Platform):
         }
         path = self._reply_path(mention)
         _write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2).encode())
+        line = {"in_reply_to": mention.id, "pid": os.getpid(), "posted_at": record["posted_at"]}
+        # One short write in append mode: lines from several processes never interleave.
+        with open(self.outbox / POSTED_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
         return path.name

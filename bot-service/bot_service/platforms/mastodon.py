@@ -141,6 +141,7 @@ class MastodonPlatform(Platform):
                 file_name="story-card.png",
             )
             media_ids = [attachment["id"]]
+        reply.check()
         status = self._call(
             self.api.status_post,
             reply.text,

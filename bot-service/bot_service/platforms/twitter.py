@@ -175,6 +175,7 @@ class TwitterPlatform(Platform):
                     self._last = response
                     raise self._classify(twitter.TwitterError("alt text refused"))
             media_ids = [int(media_id)]
+        reply.check()
         status = self._call(
             self.api.PostUpdate,
             reply.text,

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from caption_service.captioner import CaptionModel
 from caption_service.settings import CaptionSettings
+from services.images import DecodeBudget
 from services.model_client import FollowedVersion
 from services.problems import Unavailable
 
@@ -25,5 +26,11 @@ def get_settings(request: Request) -> CaptionSettings:
     return settings
 
 
+def get_decode_budget(request: Request) -> DecodeBudget:
+    budget: DecodeBudget = request.app.state.decode_budget
+    return budget
+
+
 ModelDep = Annotated[CaptionModel, Depends(get_model)]
 SettingsDep = Annotated[CaptionSettings, Depends(get_settings)]
+DecodeBudgetDep = Annotated[DecodeBudget, Depends(get_decode_budget)]

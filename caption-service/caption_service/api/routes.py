@@ -11,36 +11,47 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
-from caption_service.api.deps import ModelDep, SettingsDep
+from caption_service.api.deps import DecodeBudgetDep, ModelDep, SettingsDep
 from caption_service.schemas import CaptionResponse
 from services.images import read_image
+from services.openapi import photo_upload, problem_responses
 from services.validation import only_form_fields
 
 router = APIRouter(prefix="/v1", tags=["captions"])
-PROBLEMS = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
-        413: "upload too large",
-        422: "not a photo, damaged, too many pixels, or no `image` field",
-        503: "captioner unavailable",
-    }.items()
-}
+# What the route raises itself; services.openapi adds what the edges answer.
+PROBLEMS = problem_responses(
+    {
+        422: "not a JPEG, PNG, WebP or GIF photo, damaged, too many pixels, no `image` "
+        "field, or an unknown field",
+        503: "the captioner is loading or unavailable, or big photos hold the decode budget",
+    }
+)
 
 
 @router.post(
     "/captions",
     response_model=CaptionResponse,
-    responses=PROBLEMS,  # type: ignore[arg-type]
+    responses=PROBLEMS,
+    openapi_extra=photo_upload("image"),
     summary="Ranked captions of a photo",
     dependencies=[Depends(only_form_fields("image"))],
 )
 async def create_captions(
     model: ModelDep,
     settings: SettingsDep,
+    budget: DecodeBudgetDep,
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],
 ) -> CaptionResponse:
     data = await image.read()
-    # Decoding is CPU work: off the event loop, so health checks still answer.
-    photo = await asyncio.to_thread(read_image, data, max_pixels=settings.max_image_pixels)
+    # Decoding is CPU work: off the event loop, so health checks still answer. It is
+    # decoded no larger than the captioner needs (its graph resizes to 224 x 224 anyway).
+    photo = await asyncio.to_thread(
+        read_image,
+        data,
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.image_max_side,
+        max_bytes=settings.max_image_bytes,
+        budget=budget,
+    )
     captions = await model.caption(photo)
     return CaptionResponse(captions=captions, model=model.name, version=model.version)

@@ -8,47 +8,44 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from gateway_service import stories
 from gateway_service.api.deps import ChainDep
 from gateway_service.schemas import (
     GenerationRequest,
+    ModelName,
     PublicModel,
     PublicModelList,
+    Seed,
+    StoryLength,
     StoryOptions,
     StoryResponse,
+    Style,
+    Temperature,
 )
-from services.images import read_image
+from services.openapi import photo_upload, problem_responses
 from services.problems import Problem
-from services.validation import describe_validation_errors, only_form_fields
+from services.validation import only_form_fields
 
 router = APIRouter(prefix="/v1")
 STORY_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
-        404: "unknown model or story",
-        413: "body too large",
-        422: "invalid image or options",
-        503: "a dependency is down or too slow (Retry-After says when to try again)",
-    }.items()
-}
-
-
-def _invalid(exc: ValidationError) -> Problem:
-    errors = describe_validation_errors(exc.errors())
-    return Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
-
-
-def _blank_to_none(value: str | None) -> str | None:
-    return value if value not in ("", None) else None
+# What these routes raise themselves; services.openapi adds what the edges answer.
+UNKNOWN_MODEL = "no such text model; /v1/models lists them"
+NOT_A_PHOTO = "the photo is not a JPEG, PNG, WebP or GIF, is damaged, or has too many pixels"
 
 
 @router.post(
     "/stories",
     response_model=StoryResponse,
-    responses=PROBLEMS,
+    responses=problem_responses(
+        {
+            404: UNKNOWN_MODEL,
+            422: f"{NOT_A_PHOTO}; or an option is out of range (max_new_tokens also by the "
+            "model's own limit, in /v1/models) or unknown",
+            503: "caption-service or textgen-service is down or too slow",
+        }
+    ),
+    openapi_extra=photo_upload("image"),
     tags=["stories"],
     summary="Photo in: caption, story and a card to share",
     dependencies=[
@@ -60,25 +57,27 @@ def _blank_to_none(value: str | None) -> str | None:
 async def create_story(
     chain: ChainDep,
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],
-    model: Annotated[str | None, Form(description="text model; default: the server's")] = None,
-    max_new_tokens: Annotated[str | None, Form(description="story length in tokens")] = None,
-    temperature: Annotated[str | None, Form(description="0 to 2")] = None,
-    seed: Annotated[str | None, Form(description="same seed, same story")] = None,
-    style: Annotated[str | None, Form(description="auto, verse, screenplay, tale or plain")] = None,
+    model: Annotated[
+        ModelName | None, Form(description="text model; default: the server's")
+    ] = None,
+    max_new_tokens: Annotated[
+        StoryLength | None,
+        Form(description="story length in tokens; default: fitted to the model"),
+    ] = None,
+    temperature: Annotated[Temperature, Form(description="0 = greedy; higher = wilder")] = 0.7,
+    seed: Annotated[Seed | None, Form(description="same seed, same story")] = None,
+    style: Annotated[
+        Style, Form(description="how the caption is framed; auto follows the model's corpus")
+    ] = "auto",
 ) -> StoryResponse:
-    fields = {
-        "model": model,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "seed": seed,
-        "style": style,
-    }
-    try:
-        options = StoryOptions.model_validate(
-            {k: v for k, v in fields.items() if _blank_to_none(v) is not None}
-        )
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    # FastAPI checked each field against the same types (an empty one takes its default).
+    options = StoryOptions(
+        model=model,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        style=style,
+    )
     data = await image.read()
     return await stories.tell(
         chain,
@@ -93,18 +92,20 @@ async def create_story(
     "/stories/{story_id}/card.png",
     tags=["stories"],
     summary="The story card: photo, caption and story on a 1080 x 1350 PNG",
-    responses={200: {"content": {"image/png": {}}}, 404: PROBLEMS[404]},
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses({404: "no such story: it never existed, or it has expired"}),
+    },
     response_class=Response,
 )
 async def story_card(story_id: str, chain: ChainDep) -> Response:
-    stored = chain.store.get(story_id) if STORY_ID.match(story_id) else None
-    if stored is None:
+    png = await stories.card_png(chain, story_id) if STORY_ID.match(story_id) else None
+    if png is None:
         raise Problem(
             404,
             "No such story: it never existed or it has expired "
             f"(stories are kept {chain.settings.story_ttl_s:g} s); tell it again.",
         )
-    png = await asyncio.to_thread(stories.render, stored)
     return Response(
         png,
         media_type="image/png",
@@ -117,7 +118,13 @@ async def story_card(story_id: str, chain: ChainDep) -> Response:
 
 @router.post(
     "/captions",
-    responses=PROBLEMS,
+    responses=problem_responses(
+        {
+            422: f"{NOT_A_PHOTO}; or an unknown field",
+            503: "caption-service is down or too slow",
+        }
+    ),
+    openapi_extra=photo_upload("image"),
     tags=["pass-through"],
     summary="caption-service",
     dependencies=[Depends(only_form_fields("image"))],
@@ -127,13 +134,26 @@ async def captions(
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],
 ) -> dict[str, Any]:
     data = await image.read()
-    await asyncio.to_thread(read_image, data, max_pixels=chain.settings.max_image_pixels)
+    # Decoded once, small; caption-service gets that copy as PNG, not the upload.
+    _, photo_png = await asyncio.to_thread(chain.read_photo, data)
     return await chain.captions.caption(
-        data, image.filename or "image", image.content_type or "application/octet-stream"
+        photo_png, stories.png_name(image.filename or "image"), "image/png"
     )
 
 
-@router.post("/generations", responses=PROBLEMS, tags=["pass-through"], summary="textgen-service")
+@router.post(
+    "/generations",
+    responses=problem_responses(
+        {
+            404: UNKNOWN_MODEL,
+            422: "a field is out of range or unknown, or max_new_tokens is over the model's "
+            "own limit (in /v1/models), or the prompt has no character the model knows",
+            503: "textgen-service is down or too slow",
+        }
+    ),
+    tags=["pass-through"],
+    summary="textgen-service",
+)
 async def generations(body: GenerationRequest, chain: ChainDep) -> dict[str, Any]:
     limit = chain.settings.max_new_tokens_limit
     if body.max_new_tokens > limit:
@@ -151,6 +171,7 @@ async def generations(body: GenerationRequest, chain: ChainDep) -> dict[str, Any
     tags=["pass-through"],
     summary="The text models textgen-service serves: a public summary of each model card",
     response_model=PublicModelList,
+    responses=problem_responses({503: "textgen-service is down or too slow"}),
 )
 async def models(chain: ChainDep) -> PublicModelList:
     listing = await chain.catalogue.listing()

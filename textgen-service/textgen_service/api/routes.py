@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.openapi import problem_responses
 from textgen_service import generation
 from textgen_service.api.deps import RegistryDep, SettingsDep
 from textgen_service.schemas import GenerationRequest, GenerationResponse, ModelInfo, ModelList
 
 router = APIRouter(prefix="/v1", tags=["generation"])
-PROBLEMS = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
-        404: "unknown model",
-        413: "body too large",
-        422: "invalid prompt or knobs",
-        503: "model unavailable",
-    }.items()
-}
+# What the routes raise themselves; services.openapi adds what the edges answer.
+PROBLEMS = problem_responses(
+    {
+        404: "no such model; /v1/models lists them",
+        422: "a field is out of range or unknown, max_new_tokens is over the model's own "
+        "limit (in /v1/models), or the prompt has no character the model knows",
+        503: "the models are loading, or the model server is unavailable",
+    }
+)
 
 
 @router.post(
     "/generations",
     response_model=GenerationResponse,
-    responses=PROBLEMS,  # type: ignore[arg-type]
+    responses=PROBLEMS,
     summary="Continue a prompt with a text model",
 )
 async def create_generation(
@@ -32,7 +33,12 @@ async def create_generation(
     return await generation.generate(body, registry, settings)
 
 
-@router.get("/models", response_model=ModelList, summary="The text models served, from their cards")
+@router.get(
+    "/models",
+    response_model=ModelList,
+    responses=problem_responses({503: "the models are loading"}),
+    summary="The text models served, from their cards",
+)
 async def list_models(registry: RegistryDep) -> ModelList:
     return ModelList(
         default=registry.default,

@@ -18,8 +18,10 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
+from typing import cast
 
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,6 +44,15 @@ def new_key() -> str:
     return "tk_" + secrets.token_urlsafe(32)
 
 
+def rate_limit_storage(uri: str) -> Storage:
+    """The `limits` storage for a `rate_limit_storage` setting: memory://, or a Redis
+    (redis://, rediss://, redis+unix://) through redis-py, the `redis` package of the
+    gateway extra. Left to itself, `limits` would reach Redis through `coredis`, which
+    nothing here installs, and refuse to start."""
+    options = {"implementation": "redispy"} if uri.startswith("redis") else {}
+    return cast(Storage, storage_from_string(f"async+{uri}", **options))
+
+
 class ClientAccess:
     """ASGI middleware: 401 without a valid key (when keys are set), 429 over the rate.
 
@@ -62,9 +73,7 @@ class ClientAccess:
         self.key_hashes = frozenset(key_hashes)
         self.limits: list[RateLimitItem] = parse_many(rate_limit) if rate_limit else []
         self.limiter = (
-            MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
-            if self.limits
-            else None
+            MovingWindowRateLimiter(rate_limit_storage(storage_uri)) if self.limits else None
         )
         self.open_paths = [re.compile(p) for p in open_paths]
 

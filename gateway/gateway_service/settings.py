@@ -65,7 +65,12 @@ class GatewaySettings(ServiceSettings):
     probe_interval_s: float = Field(
         1.0, ge=0, description="how often each dependency's /healthz is probed; 0: never"
     )
-    probe_timeout_s: float = Field(2.0, gt=0, description="a probe unanswered after this fails")
+    probe_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        description="a probe unanswered after this fails (a busy but live service answers "
+        "/healthz within a second or two; a frozen one never does)",
+    )
     probe_failures: int = Field(
         3,
         ge=1,

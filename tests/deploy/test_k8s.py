@@ -10,13 +10,16 @@ its pod spec is validated as a core/v1 Pod.
 Then what a schema cannot see: resources and probes on every container, locked-down
 pods, selectors that select, Service and Ingress ports that exist, the environment the
 services really read (their settings classes), NetworkPolicies that reproduce
-docker-compose.yml's isolation connection by connection, the GPU in the gpu overlay only,
-and the decisions of docker-compose.yml (TF Serving's flags, users, memory limits)
-mirrored. docs/kubernetes.md, "Validation", says what this cannot prove.
+docker-compose.yml's isolation connection by connection (plus the gateway's Redis, which
+compose does not have: one host needs none), a Redis sized for the stories it keeps, the
+GPU in the gpu overlay only, and the decisions of docker-compose.yml (TF Serving's flags,
+users, memory limits) mirrored. docs/kubernetes.md, "Validation", says what this cannot
+prove.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import re
@@ -80,7 +83,7 @@ OTHER_ENV = {
 }
 
 # docker-compose.yml's isolation, as connections (from, to, port) inside the namespace.
-EXPECTED_CONNECTIONS = {
+COMPOSE_CONNECTIONS = {
     ("gateway", "caption-service", 8001),
     ("gateway", "textgen-service", 8002),
     ("caption-service", "tfserving", 8500),
@@ -89,6 +92,19 @@ EXPECTED_CONNECTIONS = {
     ("textgen-service", "tfserving", 8501),
     ("bot-service", "gateway", 8000),
 }
+# Kubernetes only: the Redis the gateway replicas share (stories, cards, rate counts).
+# Compose has none: on one host, one gateway process keeps them in its own memory.
+REDIS = "redis"
+REDIS_PORT = 6379
+K8S_ONLY_CONNECTIONS = {("gateway", REDIS, REDIS_PORT)}
+EXPECTED_CONNECTIONS = COMPOSE_CONNECTIONS | K8S_ONLY_CONNECTIONS
+# Pods of images that are not ours, with the user each runs as: the official Redis
+# image's `redis` user.
+THIRD_PARTY_USERS = {REDIS: "999:999"}
+# The most a story takes in Redis once its card is fetched: photo (up to 0.4 MB) and card
+# (up to 0.9 MB) plus its text, docs/gateway.md, "The story store" (0.64 MB measured by
+# tests/gateway/test_replicas.py with its small photo, docs/scaling.md).
+STORY_MAX_BYTES = 1_500_000
 METRICS_PORT = 9000
 PRIVATE_NETWORKS = [
     ipaddress.IPv4Network(n)
@@ -566,7 +582,7 @@ def test_every_container_has_requests_limits_and_probes(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     pods = pods_of(rendered[overlay])
-    assert {p.name for p in pods} == {*SERVICES, "tfserving"}
+    assert {p.name for p in pods} == {*SERVICES, "tfserving", REDIS}
     models = models_in_config(SERVING / "models.config")
     assert len(models) >= 5
     for pod in pods:
@@ -594,6 +610,11 @@ def test_every_container_has_requests_limits_and_probes(
                     get = container[probe]["httpGet"]
                     assert get["path"] == path, f"{what}: {probe}"
                     assert pod.port(get["port"]) is not None, f"{what}: {probe} port"
+            elif pod.name == REDIS:
+                # alive while its port is open; ready when it answers PING
+                assert pod.port(container["livenessProbe"]["tcpSocket"]["port"]) == REDIS_PORT
+                command = " ".join(container["readinessProbe"]["exec"]["command"])
+                assert "redis-cli" in command and "ping" in command, what
             else:
                 # TF Serving: ready when every model of models.config is AVAILABLE under
                 # `stable`, on its REST status API (serving/healthcheck.sh)
@@ -647,8 +668,9 @@ def test_every_pod_is_non_root_and_locked_down(
             assert context.get("runAsNonRoot", True) is True, where
             assert context.get("capabilities", {}).get("drop") == ["ALL"], where
             assert not context.get("capabilities", {}).get("add"), where
-            # read-only root: /tmp is a volume
-            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, where
+            # read-only root: /tmp is a volume (for Redis, its working directory /data)
+            writable = "/data" if pod.name == REDIS else "/tmp"
+            assert writable in {m["mountPath"] for m in container.get("volumeMounts", [])}, where
 
 
 def test_users_are_those_of_the_images_and_of_compose(
@@ -660,6 +682,8 @@ def test_users_are_those_of_the_images_and_of_compose(
             context = pod.spec["securityContext"]
             if pod.name == "tfserving":
                 expected = tfserving_user
+            elif pod.name in THIRD_PARTY_USERS:
+                expected = THIRD_PARTY_USERS[pod.name]
             else:
                 dockerfile = (ROOT / pod.name / "Dockerfile").read_text()
                 uid = re.search(r"--uid (\d+)", dockerfile)
@@ -805,10 +829,62 @@ def test_environment_is_the_services_real_settings(
             check_service_urls(service, settings, services, pods_of(objects))
             if service == "bot-service":
                 check_bot(objects, pod, container, settings)
+            if service == "gateway":
+                check_gateway_stores(settings)
             mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
             if hasattr(settings, "model_repository"):
                 assert str(settings.model_repository) in mounts
     assert seen == set(SERVICES)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_redis_holds_the_stories_without_persistence_and_replaces_affinity(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """One Redis, sized for GATEWAY_STORY_CAPACITY stories with their cards, evicting the
+    keys nearest their expiry rather than refusing writes, keeping nothing on disk; and,
+    since every replica now finds every story there, no client pinned to a replica."""
+    from gateway_service.settings import GatewaySettings
+
+    objects = rendered[overlay]
+    deployment = named(objects, "Deployment", REDIS)
+    assert deployment["spec"]["replicas"] == 1
+    assert all(
+        a["spec"]["scaleTargetRef"]["name"] != REDIS
+        for a in by_kind(objects, "HorizontalPodAutoscaler")
+    )
+    (pod,) = [p for p in pods_of(objects) if p.name == REDIS]
+    (container,) = pod.spec["containers"]
+    assert re.fullmatch(r"redis:[0-9.]+", container["image"]), container["image"]
+    assert "command" not in container, "the image's entrypoint starts redis-server"
+    args = container["args"]
+    options = {args[i][2:]: args[i + 1] for i in range(0, len(args), 2) if args[i].startswith("--")}
+    assert len(options) * 2 == len(args), f"--option value pairs: {args}"
+    # stories are ephemeral (GATEWAY_STORY_TTL_S): no RDB snapshots, no AOF, no volume
+    assert options["save"] == "" and options["appendonly"] == "no", options
+    for volume in pod.spec["volumes"]:
+        assert "persistentVolumeClaim" not in volume, volume["name"]
+    # every story and rate count has a time to live: volatile-ttl can evict any of them
+    assert options["maxmemory-policy"] == "volatile-ttl"
+    number, unit = parse(r"([0-9]+)(mb|gb)", options["maxmemory"].lower())
+    maxmemory = int(number) * {"mb": 2**20, "gb": 2**30}[unit]
+    env = container_env(objects, named_container(objects, "gateway"))
+    capacity = int(
+        env.get("GATEWAY_STORY_CAPACITY", GatewaySettings.model_fields["story_capacity"].default)
+    )
+    assert maxmemory >= capacity * STORY_MAX_BYTES, (
+        f"--maxmemory {options['maxmemory']} < {capacity} stories x {STORY_MAX_BYTES} bytes"
+    )
+    # room above maxmemory for Redis itself, its buffers and fragmentation
+    limit = quantity(container["resources"]["limits"]["memory"])
+    assert limit >= maxmemory * Fraction(5, 4), f"memory limit {limit} for {maxmemory}"
+
+    # no affinity: a card is found through any replica
+    gateway = named(objects, "Service", "gateway")["spec"]
+    assert gateway.get("sessionAffinity", "None") == "None"
+    (ingress,) = by_kind(objects, "Ingress")
+    annotations = ingress["metadata"].get("annotations") or {}
+    assert not [a for a in annotations if "affinity" in a or "session-cookie" in a]
 
 
 def check_service_urls(
@@ -819,6 +895,10 @@ def check_service_urls(
     if service == "gateway":
         for url in (settings.caption_url, settings.textgen_url):
             host, port = parse(r"http://([^:/]+):(\d+)", url)
+            targets.append((host, int(port)))
+        # the replicas' shared stories and rate counts: a Redis of the overlay
+        for url in (settings.store_url, settings.rate_limit_storage):
+            host, port, _database = parse(r"redis://([^:/]+):(\d+)/(\d+)", url)
             targets.append((host, int(port)))
     elif service == "bot-service":
         host, port = parse(r"http://([^:/]+):(\d+)", settings.gateway_url)
@@ -840,6 +920,23 @@ def check_service_urls(
         assert ports, f"{service}: Service {target_host} has no port {target_port}"
         for pod in service_targets(target, pods):
             assert pod.port(ports[0].get("targetPort", target_port)) is not None
+
+
+def check_gateway_stores(settings: Any) -> None:
+    """The gateway's replicas (the HPA keeps at least two) share their stories and rate
+    counts, and the gateway's own code opens both from these settings with the packages
+    of its image (the gateway extra: redis-py); nothing connects here."""
+    from limits.aio.storage import RedisStorage
+
+    from gateway_service.store import open_store
+    from services.access import rate_limit_storage
+
+    store = open_store(settings)
+    try:
+        assert store.name == "redis", f"GATEWAY_STORE_URL: {store.name}, not shared"
+    finally:
+        asyncio.run(store.close())
+    assert isinstance(rate_limit_storage(settings.rate_limit_storage), RedisStorage)
 
 
 def check_bot(
@@ -960,7 +1057,7 @@ def test_network_policies_reproduce_the_compose_isolation(
                     for private in PRIVATE_NETWORKS:
                         assert any(private.subnet_of(e) for e in excluded), f"{what}: {private}"
 
-    # inside the namespace: exactly compose's connections
+    # inside the namespace: exactly compose's connections, and the gateway's Redis
     connections = {
         (a.name, b.name, port)
         for a in ours
@@ -997,6 +1094,20 @@ def test_network_policies_reproduce_the_compose_isolation(
         assert allowed(policies, pod, internet, 443) == (pod.name == "bot-service"), pod.name
         for address in (metadata, node):
             assert not allowed(policies, pod, address, 80), (pod.name, address.name)
+
+    # Redis has no password: the gateway on 6379 is the one way in, from anywhere, and
+    # Redis itself reaches nothing but DNS
+    (redis,) = [p for p in ours if p.name == REDIS]
+    assert redis.ports == {REDIS_PORT}
+    outside = [controller, prometheus, stranger, dns, internet, metadata, node]
+    ports = {REDIS_PORT, METRICS_PORT, 53, 80, 443} | {p for pod in ours for p in pod.ports}
+    for other in ours + outside:
+        for port in sorted(ports):
+            assert allowed(policies, other, redis, port) == (
+                (other.name, port) == ("gateway", REDIS_PORT)
+            ), (other.name, port)
+            if other is not dns:
+                assert not allowed(policies, redis, other, port), (other.name, port)
 
 
 # --- GPU and CPU --------------------------------------------------------------------------
@@ -1066,6 +1177,10 @@ def test_tfserving_flags_users_and_memory_mirror_compose(
         for pod in pods_of(objects):
             (container,) = pod.spec["containers"]
             name = pod.name  # compose's service names are ours
+            if name not in gpu_compose:
+                # Kubernetes only: one host (compose) shares nothing, so needs no Redis
+                assert name == REDIS, f"{overlay}: {pod.owner} is not in docker-compose.yml"
+                continue
             limit = interpolate(gpu_compose[name]["deploy"]["resources"]["limits"]["memory"])
             ours = quantity(container["resources"]["limits"]["memory"]) / 2**20
             assert ours == mebibytes(limit), f"{overlay}: {pod.owner} memory"

@@ -10,9 +10,7 @@ and repeated in the assertion message.
 from __future__ import annotations
 
 import io
-import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +21,8 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.gateway.conftest import ROOT
-from tests.gateway.test_cli import ENV as CLI_ENV
-from tests.support.servers import free_port
+from tests.support.serve_process import ENV as CLI_ENV
+from tests.support.serve_process import start_serve
 
 SERVICES = ("gateway", "caption-service", "textgen-service")
 BIG = (7296, 5472)  # a 40-megapixel sensor: 39.9 M pixels, under max_image_pixels (40 M)
@@ -90,24 +87,11 @@ class Sampler:
 @pytest.fixture()
 def stack(gateway_repository: Path, tmp_path: Path) -> Iterator[tuple[str, dict[str, int]]]:
     """`talkative serve` on free ports: the gateway's URL and the pid of each service."""
-    ports = [free_port() for _ in range(3)]
-    log = tmp_path / "serve.log"
-    with log.open("w") as errors:
-        process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",
-             str(gateway_repository), "--port", str(ports[0]), "--caption-port", str(ports[1]),
-             "--textgen-port", str(ports[2])],
-            stdout=subprocess.PIPE, stderr=errors, text=True, env=ENV, cwd=ROOT,
-        )  # fmt: skip
-    assert process.stdout is not None
+    serving = start_serve(gateway_repository, tmp_path / "serve.log", ENV)
+    process, log, ports = serving.process, serving.log, serving.ports
     try:
-        for line in process.stdout:
-            if "Talkative is ready" in line:
-                break
-        else:
-            pytest.fail(f"talkative serve exited before being ready:\n{log.read_text()}")
-        found = re.findall(r"  (\S+) ready at \S+ \(pid (\d+)\)", log.read_text())
-        pids = {name: int(pid) for name, pid in found}
+        serving.wait_ready()
+        pids = serving.pids()
         assert set(pids) == set(SERVICES), log.read_text()
         yield f"http://127.0.0.1:{ports[0]}", pids
     finally:

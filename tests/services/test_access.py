@@ -21,6 +21,7 @@ from services.connections import header_deadline_protocol
 from services.observability import Readiness
 from services.settings import ServiceSettings
 from tests.services.test_app import problem
+from tests.support.redis_server import RedisServer
 from tests.support.servers import free_port, serve
 
 KEY, OTHER_KEY = new_key(), new_key()
@@ -232,3 +233,17 @@ def test_one_address_may_send_only_so_many_bodies_at_once() -> None:
         finally:
             for s in holders:
                 s.close()
+
+
+def test_rate_limit_counts_are_shared_through_redis(redis_server: RedisServer) -> None:
+    """Two replicas with one Redis (db 15, this test's alone): one client's requests
+    count together, whichever replica answers them."""
+    storage = redis_server.url.rsplit("/", 1)[0] + "/15"
+    settings = {"rate_limit": "3/minute", "rate_limit_storage": storage}
+    with running(**settings) as first, running(**settings) as second:
+        assert first.post("/v1/work").status_code == 200
+        assert second.post("/v1/work").status_code == 200
+        assert first.post("/v1/work").status_code == 200
+        over = second.post("/v1/work")
+        assert problem(over, 429)["detail"].startswith("Too many requests")
+        assert int(over.headers["retry-after"]) >= 1

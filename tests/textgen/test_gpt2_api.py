@@ -171,3 +171,10 @@ def test_end_token_gives_finish_reason_stop(repository: Path, tmp_path: Path) ->
     with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
         body = post(c, model="stopper", prompt="The king", temperature=0.0).json()
     assert body["finish_reason"] == "stop" and body["tokens"] == first < 20
+
+
+def test_a_request_without_a_model_gets_the_default(client: httpx.Client) -> None:
+    """TEXTGEN_DEFAULT_MODEL (tiny_en here), not a name fixed in the request schema."""
+    response = client.post("/v1/generations", json={"prompt": "And the king", "seed": 1})
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "tiny_en"

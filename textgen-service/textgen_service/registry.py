@@ -101,8 +101,10 @@ class TextModelRegistry:
         default = settings.default_model if settings.default_model in slots else sorted(slots)[0]
         return cls(slots, default)
 
-    def get(self, name: str) -> TextModel:
-        """The instance serving `name` now: take it once per request and use only it."""
+    def get(self, name: str | None) -> TextModel:
+        """The instance serving `name` (None: the default) now: take it once per request
+        and use only it."""
+        name = name or self.default
         try:
             return self.slots[name].current
         except KeyError:

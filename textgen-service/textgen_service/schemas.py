@@ -21,7 +21,13 @@ class GenerationRequest(BaseModel):
     prompt: str = Field(
         ..., min_length=1, description="the seed text; normalised to the model's alphabet"
     )
-    model: str = Field("char_lstm_en", min_length=1, max_length=100, pattern=r"^[a-z0-9_.-]+$")
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9_.-]+$",
+        description="a served model (GET /v1/models); omitted: the service's default model",
+    )
     max_new_tokens: int = Field(
         200, ge=1, description="tokens (characters for char models) to generate"
     )

@@ -15,22 +15,26 @@ CHAR_LSTM_ARGS := --units 256 --layers 2 --embed-dim 64 --batch-size 64 --seq-le
 CORPUS_en := kjv_en
 CORPUS_fr := segond_fr
 
-.PHONY: help install system-deps corpora run test lint typecheck unit bench models protos \
+.PHONY: help install system-deps corpora run test lint typecheck unit bench models protos locks \
 	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean \
 	secrets pin-images
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml Makefile
+# Every version comes from constraints.txt (requirements/lock.py writes it, and the
+# images' lock files under requirements/ from it), so CI, laptops and images agree.
+PIN := -c constraints.txt
+
+$(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# tensorflow-cpu first; the serving API without its deps, which would pull the 570 MB GPU wheel.
-	$(BIN)/pip install -q tensorflow-cpu==2.21.0
-	$(BIN)/pip install -q --no-deps tensorflow-serving-api==2.21.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q $(PIN) tensorflow-cpu==2.21.0
+	$(BIN)/pip install -q $(PIN) --no-deps tensorflow-serving-api==2.21.0
+	$(BIN)/pip install -q $(PIN) -e '.[dev]'
 	# KerasHub for the GPT-2 preset import (its requirements would also pull the GPU wheel).
-	$(BIN)/pip install -q --no-deps keras-hub==0.32.0
+	$(BIN)/pip install -q $(PIN) --no-deps keras-hub==0.32.0
 	touch $@
 
 install: $(STAMP) ## create .venv with everything (idempotent)
@@ -106,6 +110,9 @@ bench: install corpora ## benchmarks (ratios against a baseline measured in the 
 
 # TF Serving's descriptors, taken from the installed tensorflow-serving-api and tensorflow,
 # that the services' gRPC client loads without TensorFlow (services/model_client/protos).
+locks: install ## rewrite constraints.txt and requirements/<image>.txt after a dependency change
+	$(PYTHON) requirements/lock.py
+
 protos: install ## rewrite services/model_client/protos/tf_serving.binpb (committed)
 	$(PYTHON) -m services.model_client.protos.build
 

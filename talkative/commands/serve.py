@@ -163,6 +163,25 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
+PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
+
+
+def _exit_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGTERM when this command dies, even by SIGKILL, so a
+    killed `talkative serve` leaves no service behind holding its port (Linux only)."""
+
+    def arm() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above ran
+            os._exit(1)
+
+    return arm
+
+
 def _spawn(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # A new session: Ctrl-C reaches only this command, which then stops each child in order.
     # -P: run from the repository root, its gateway/ folder would shadow the gateway package.
@@ -170,6 +189,7 @@ def _spawn(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[byte
         [sys.executable, "-P", "-c", f"from {module} import run; run()"],
         env=env,
         start_new_session=True,
+        preexec_fn=_exit_with_parent(os.getpid()),  # the parent is single-threaded here
     )
 
 
@@ -190,7 +210,10 @@ def _spawn_model_server(args: argparse.Namespace, env: dict[str, str]) -> subpro
         f"--monitoring_config_file={SERVING / 'monitoring.config'}",
     ]
     return subprocess.Popen(
-        [sys.executable, "-P", "-m", "model_server", *flags], env=env, start_new_session=True
+        [sys.executable, "-P", "-m", "model_server", *flags],
+        env=env,
+        start_new_session=True,
+        preexec_fn=_exit_with_parent(os.getpid()),
     )
 
 

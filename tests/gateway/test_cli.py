@@ -270,3 +270,40 @@ def test_a_frozen_textgen_gives_503s_not_held_requests(
             os.kill(textgen, signal.SIGCONT)
         if process.poll() is None:
             process.kill()
+
+
+def test_services_do_not_outlive_a_killed_serve(gateway_repository: Path, tmp_path: Path) -> None:
+    """kill -9 of `talkative serve` itself: it cannot stop its children, so they stop on
+    their own (the kernel's parent-death signal) and free their ports."""
+    stack = start_serve(gateway_repository, tmp_path / "serve.log")
+    try:
+        stack.wait_ready()
+        children = stack.pids()
+        assert len(children) == 3, stack.log.read_text()
+        stack.process.kill()
+        stack.process.wait()
+        alive = dict(children)
+        for _ in range(1200):  # bounded; until every child has gone
+            alive = {n: p for n, p in alive.items() if _running(p)}
+            if not alive:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"services outlived talkative serve: {alive}")
+        assert not any(_listening(p) for p in stack.ports)
+    finally:
+        for pid in stack.pids().values():
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited; init reaps it
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -126,12 +126,29 @@ def negative_data_rejection(ctx: Any, response: Any, case: schemathesis.Case) ->
     return result
 
 
+def positive_data_acceptance(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
+    """Schemathesis' check, except for the one refusal a schema cannot express: a prompt
+    the chosen model cannot read at all (no character of its alphabet, or only white
+    space), a 422 naming `prompt` that the operation documents."""
+    if response.status_code == 422:
+        try:
+            errors = response.json().get("errors") or []
+        except ValueError:
+            errors = []
+        if errors and all(e.get("field") == "prompt" for e in errors):
+            return None
+    result: bool | None = checks.positive_data_acceptance(ctx, response, case)
+    return result
+
+
 # Every check Schemathesis registers (max_response_time, a wall-clock limit, is not one),
-# negative_data_rejection as above.
+# negative_data_rejection and positive_data_acceptance as above.
+WRAPPED: dict[Any, Any] = {
+    checks.negative_data_rejection: negative_data_rejection,
+    checks.positive_data_acceptance: positive_data_acceptance,
+}
 ALL_CHECKS: list[Any] = [
-    negative_data_rejection if check is checks.negative_data_rejection else check
-    for check in CHECKS.get_all()
-    if not isinstance(check, type)
+    WRAPPED.get(check, check) for check in CHECKS.get_all() if not isinstance(check, type)
 ]
 
 

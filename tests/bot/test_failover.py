@@ -24,7 +24,7 @@ from bot_service.platforms.folder import POSTED_LOG
 from tests.bot.conftest import bot_env, start_bot, stop_bot
 from tests.bot.gateway import CountingGateway
 from tests.support.redis_server import RedisServer, unique_prefix
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 MENTIONS = 6
 LEASE_TTL_S = 2.0
@@ -74,7 +74,7 @@ def test_active_bot_killed_standby_takes_over_exactly_once(
         overrides |= {"lease_url": server.url, "lease_name": unique_prefix("bot") + "lease"}
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     # One state file, one inbox and outbox, one lease: two replicas of one bot.
-    port_a, port_b = free_port(), free_port()
+    port_a, port_b = free_ports(2)
     names = [f"photo{i}.jpg" for i in range(MENTIONS)]
     a = start_bot(bot_env(tmp_path, gateway, port=port_a, **overrides), tmp_path)
     b: subprocess.Popen[str] | None = None

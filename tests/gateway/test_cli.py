@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.gateway.conftest import ROOT
 from tests.support.serve_process import ENV, start_serve
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 
 def talkative(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +88,7 @@ def _listening(port: int) -> bool:
 def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
     gateway_repository: Path, png: bytes
 ) -> None:
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     process = subprocess.Popen(
         [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",
          str(gateway_repository), "--port", str(ports[0]), "--caption-port", str(ports[1]),
@@ -126,7 +126,7 @@ def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
 def test_serve_stops_everything_when_a_service_cannot_start(tmp_path: Path) -> None:
     empty = tmp_path / "models"
     empty.mkdir()
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     out = subprocess.run(
         [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir", str(empty),
          "--port", str(ports[0]), "--caption-port", str(ports[1]),

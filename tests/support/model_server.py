@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,8 +94,8 @@ class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
         self.poll_s = poll_s
         self.extra_flags = list(extra_flags)
         self.allow_unavailable_labels = allow_unavailable_labels
-        self.grpc_port = free_port()
-        self.rest_port = free_port() if rest else 0
+        self.grpc_port, self.rest_port = free_ports(2)
+        self.rest_port = self.rest_port if rest else 0
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the child's life
             prefix="model-server-", suffix=".log", delete=False
         )

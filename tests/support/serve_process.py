@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 # -P: the repository's own gateway/ folder must not shadow the gateway package.
@@ -60,7 +60,7 @@ def start_serve(
     repository: Path, log: Path, env: Mapping[str, str] | None = None, *extra: str
 ) -> ServeProcess:
     """Start `talkative serve` on free ports; stdout is piped (for the ready line)."""
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     with log.open("w") as errors:
         process = subprocess.Popen(
             [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir",

@@ -19,6 +19,19 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: the sockets stay bound until all are chosen, since two
+    free_port() calls in a row may return the same port."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 @contextmanager
 def serve(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
     """Run `app` until the block ends; yields its base URL once it accepts requests.

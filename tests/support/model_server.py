@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from tests.support.servers import free_ports
+from tests.support.servers import free_ports, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,12 +180,7 @@ class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
             return
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGCONT)  # a frozen server cannot stop
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def hold(self) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,13 +179,7 @@ class ServiceProcess(AbstractContextManager["ServiceProcess"]):
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> ServiceProcess:

@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from tests.support.model_server import wait_until
+
 
 class CountingGateway:
     """ASGI pass-through in front of the real gateway app: counts stories and cards asked."""
@@ -38,9 +40,20 @@ class CountingGateway:
 
     @down.setter
     def down(self, value: bool) -> None:
-        """Cut (or restore) the gateway's connection to caption-service."""
-        http = self.app.state.chain.captions.http
+        """Cut (or restore) the gateway's connection to caption-service.
+
+        Restoring returns once the gateway's watchdog has seen caption-service answer
+        again: until its next probe it still refuses calls (503), as it would in a real
+        outage, and a test that runs the bot at once would race that probe.
+        """
+        captions = self.app.state.chain.captions
         if value and self._caption_url is None:
-            self._caption_url, http.base_url = str(http.base_url), self.dead_url
+            self._caption_url, captions.http.base_url = str(captions.http.base_url), self.dead_url
         elif not value and self._caption_url is not None:
-            http.base_url, self._caption_url = self._caption_url, None
+            captions.http.base_url, self._caption_url = self._caption_url, None
+            wait_until(
+                lambda: not captions.down.is_set(),
+                "the gateway's watchdog to find caption-service answering again",
+                timeout=60,
+                seen=lambda: f"watchdog still marks {captions.name} down",
+            )

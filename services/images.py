@@ -29,7 +29,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from PIL import Image, UnidentifiedImageError
 
 from services import memory
-from services.problems import Problem, Unavailable
+from services.errors import Unavailable
+from services.problems import Problem
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 ACCEPTED = "a JPEG, PNG, WebP or GIF picture"

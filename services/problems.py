@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.errors import TalkativeError, Unavailable, status_of
 from services.validation import describe_validation_errors
 
 PROBLEM_JSON = "application/problem+json"
@@ -34,7 +35,10 @@ _TITLES = {
 
 
 class Problem(Exception):
-    """Raise anywhere in a request to answer with a problem document."""
+    """An HTTP answer decided at the edge (routes, middleware): a problem document.
+
+    The domain raises `services.errors` instead; `install_problem_handlers` maps those.
+    """
 
     def __init__(
         self,
@@ -50,13 +54,6 @@ class Problem(Exception):
         self.status, self.detail = status, detail
         self.title = title or _TITLES.get(status, "Error")
         self.type, self.headers, self.extra = type_, dict(headers or {}), extra
-
-
-class Unavailable(Problem):
-    """A dependency (model server, another service) is down or too slow: 503 + Retry-After."""
-
-    def __init__(self, detail: str, *, retry_after_s: int = 5, **extra: Any) -> None:
-        super().__init__(503, detail, headers={"Retry-After": str(retry_after_s)}, **extra)
 
 
 def problem_response(
@@ -92,6 +89,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=exc.headers,
             **exc.extra,
+        )
+
+    @app.exception_handler(TalkativeError)
+    async def _domain(request: Request, exc: TalkativeError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return problem_response(
+            status_of(exc), exc.detail, instance=request.url.path, headers=headers, **exc.extra
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from caption_service.schemas import Caption
+from services.errors import Unavailable
 from services.images import to_png
 from services.model_client import (
     CAPTIONER,
@@ -23,7 +24,6 @@ from services.model_client import (
     ModelRepository,
     ModelUnavailable,
 )
-from services.problems import Unavailable
 
 log = logging.getLogger("caption.model")
 # The exported signature taking the beam width per image (training/captioner/export.py).

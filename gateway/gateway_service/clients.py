@@ -30,8 +30,9 @@ from typing import Any
 
 import httpx
 
+from services.errors import Unavailable
 from services.logging import REQUEST_ID_HEADER, request_id
-from services.problems import Problem, Unavailable
+from services.problems import Problem
 
 log = logging.getLogger("gateway.clients")
 RETRYABLE_STATUS = (502, 503, 504)

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway_service.store import StoredStory, StoryStore
-from services.problems import Unavailable
+from services.errors import Unavailable
 
 # KEYS: story hash, index. ARGV: id, ttl_ms, capacity, meta, photo, card ("" = none), prefix.
 # Scores are Redis's clock in microseconds (exact in a double), made strictly increasing

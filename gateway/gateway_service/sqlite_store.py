@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway_service.store import StoredStory, StoryStore
-from services.problems import Unavailable
+from services.errors import Unavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stories (

@@ -15,9 +15,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field, SecretStr
 
 from services.app import create_service_app
+from services.errors import Unavailable
 from services.logging import JsonFormatter
 from services.observability import Readiness
-from services.problems import Problem, Unavailable
+from services.problems import Problem
 from services.settings import ServiceSettings
 from tests.support.servers import serve
 

@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 
 from caption_service.captioner import CaptionModel
 from caption_service.settings import CaptionSettings
+from services.errors import Unavailable
 from services.images import DecodeBudget
 from services.model_client import FollowedVersion
-from services.problems import Unavailable
 
 
 def get_model(request: Request) -> CaptionModel:

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from gateway_service.settings import GatewaySettings
 from gateway_service.stories import Chain
-from services.problems import Unavailable
+from services.errors import Unavailable
 
 
 def get_chain(request: Request) -> Chain:

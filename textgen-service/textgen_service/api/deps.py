@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.problems import Unavailable
+from services.errors import Unavailable
 from textgen_service.registry import TextModelRegistry
 from textgen_service.settings import TextgenSettings
 

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from services.errors import Unavailable
 from services.model_client import (
     GENERATE,
     ModelClient,
@@ -18,7 +19,6 @@ from services.model_client import (
     ModelRepository,
     ModelUnavailable,
 )
-from services.problems import Unavailable
 from textgen_service.alphabet import NormalisedPrompt
 
 

@@ -15,7 +15,6 @@ favours the in-graph search). Prints the per-image latency of each and their rat
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -32,6 +31,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_parser, repository_option  # noqa: E402
 
 if TYPE_CHECKING:
     from training.captioner.vocab import WordVocab
@@ -130,19 +131,11 @@ def run_backend(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python bench/caption.py",
-        description="Per-image latency of the exported in-graph beam search against the Show "
-        "and Tell reference inference (Python beam search, one model call per word), and "
-        "images per second at batch 8, on the same weights, called in this process and "
-        "over TF Serving's gRPC protocol.",
-    )
-    parser.add_argument(
-        "--repository",
-        type=Path,
-        default=ROOT / "serving" / "models",
-        help="model repository <name>/<version>/ (default: %(default)s)",
-    )
+    """Per-image latency of the exported in-graph beam search against the Show and Tell reference
+    inference (Python beam search, one model call per word), and images per second at batch 8, on
+    the same weights, called in this process and over TF Serving's gRPC protocol."""
+    parser = bench_parser(main)
+    repository_option(parser)
     parser.add_argument("--model", default="captioner", help="captioner name (default: captioner)")
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed runs per photo, median kept (default: 5)"

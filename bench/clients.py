@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser, repository_option  # noqa: E402
 from services.model_client import ModelClient, ModelRepository  # noqa: E402
 from services.model_client.grpc import GrpcClient  # noqa: E402
 from services.model_client.inprocess import InProcessClient  # noqa: E402
@@ -146,18 +147,10 @@ def bench_throughput(args: argparse.Namespace, config: Path, vocab: int) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python bench/clients.py",
-        description="Latency of one `generate` call through the in-process, gRPC and REST "
-        "model clients on the same SavedModel, with ratios to the in-process baseline "
-        "measured in the same run.",
-    )
-    parser.add_argument(
-        "--repository",
-        type=Path,
-        default=ROOT / "serving" / "models",
-        help="model repository <name>/<version>/ (default: %(default)s)",
-    )
+    """Latency of one `generate` call through the in-process, gRPC and REST model clients on the
+    same SavedModel, with ratios to the in-process baseline measured in the same run."""
+    parser = bench_parser(main)
+    repository_option(parser)
     parser.add_argument("--model", default="char_lstm_en", help="text model to call")
     parser.add_argument("--calls", type=int, default=50, help="timed calls per backend")
     parser.add_argument(

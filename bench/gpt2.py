@@ -35,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser, repository_option  # noqa: E402
+
 PROMPTS = {"en": "And it came to pass, when the king", "fr": "Et il arriva que le roi"}
 TEMPERATURE, TOP_K = 0.8, 40
 
@@ -208,13 +210,8 @@ def bits_per_char(path: Path, char_lstm: Path | None) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=ROOT / "serving" / "models",
-        help="model repository (default: serving/models)",
-    )
+    p = bench_parser(main, description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    repository_option(p, "model repository", flag="--models-dir")
     p.add_argument(
         "--model", action="append", help="GPT-2 model to measure; repeatable (default: gpt2_en)"
     )

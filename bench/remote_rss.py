@@ -28,7 +28,6 @@ VmHWM, in MB of 10^6 bytes).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -45,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser, repository_option  # noqa: E402
 from tests.support.model_server import ModelServerProcess, write_config  # noqa: E402
 from tests.support.service_process import ServiceProcess, grpc_backend_env  # noqa: E402
 
@@ -132,17 +132,14 @@ def load() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="RSS and start-up time of caption-service and textgen-service in the grpc "
-        "backend, with TensorFlow imported (before) and without (after), against `talkative "
-        "model-server` on 127.0.0.1.",
-    )
-    parser.add_argument(
-        "--repository",
-        type=Path,
-        default=ROOT / "serving" / "models",
-        help="model repository (<name>/<version>/) that the model server serves and the "
-        "services read cards and vocabularies from (default: serving/models)",
+    """RSS and start-up time of caption-service and textgen-service in the grpc backend, with
+    TensorFlow imported (before) and without (after), against `talkative model-server` on
+    127.0.0.1."""
+    parser = bench_parser(main)
+    repository_option(
+        parser,
+        "model repository (<name>/<version>/) that the model server serves and the services "
+        "read cards and vocabularies from",
     )
     parser.add_argument(
         "--caption-model",

@@ -62,6 +62,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser, repository_option  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 
 TARGET_SHARE = 0.10
@@ -383,21 +384,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python bench/stories.py",
-        description="Latency (p50, p95, p99 of successful stories), throughput and load "
-        "shedding (share of 503/429 answers and how fast they come) of POST /v1/stories "
-        "through the local stack (`talkative serve`) at several numbers of concurrent "
-        "clients, and the gateway's own overhead as a share of the latency. Each row is "
-        "the median of --repeat runs; the header and rows say how loaded the machine was.",
-        formatter_class=_Help,
-    )
-    parser.add_argument(
-        "--repository",
-        type=Path,
-        default=ROOT / "serving" / "models",
-        help="model repository laid out as <name>/<version>/",
-    )
+    parser = bench_parser(main, formatter_class=_Help)
+    repository_option(parser, "model repository laid out as <name>/<version>/")
     parser.add_argument("--model", default="char_lstm_en", help="text model of the stories")
     parser.add_argument(
         "--max-new-tokens", type=int, default=200, help="story length asked for, in tokens"
@@ -463,6 +451,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Latency (p50, p95, p99 of successful stories), throughput and load shedding (share of 503/429
+    answers and how fast they come) of POST /v1/stories through the local stack (`talkative serve`)
+    at several numbers of concurrent clients, and the gateway's own overhead as a share of the
+    latency. Each row is the median of --repeat runs; the header and rows say how loaded the machine
+    was."""
     parser = _parser()
     args = parser.parse_args(argv)
     if min(args.requests, args.max_new_tokens, args.repeat, args.max_concurrency) < 1:

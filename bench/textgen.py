@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser, repository_option  # noqa: E402
 from training.char_lstm.export import load_keras_from_export  # noqa: E402
 from training.char_lstm.quality import (  # noqa: E402
     corpus_vocabulary,
@@ -82,13 +83,8 @@ def exported_method(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--models-dir",
-        type=Path,
-        default=ROOT / "serving" / "models",
-        help="model repository (default: serving/models)",
-    )
+    p = bench_parser(main, description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    repository_option(p, "model repository", flag="--models-dir")
     p.add_argument(
         "--model",
         action="append",

@@ -13,7 +13,7 @@
 #   deploy/pin-images.sh --check   list references without a digest; exit 1 if any
 #
 # Files: docker-compose*.yml, .env.example, .env (when present: it overrides the compose
-# defaults) and the four Dockerfiles (ARG PYTHON_IMAGE). PIN_ROOT points it at another
+# defaults) and the services' image template (ARG PYTHON_IMAGE). PIN_ROOT points it at another
 # checkout (the tests run it on a copy, with a stand-in `docker`).
 set -euo pipefail
 
@@ -21,7 +21,7 @@ root=${PIN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root"
 files=()
 for f in docker-compose.yml docker-compose.cpu.yml docker-compose.monitoring.yml .env.example .env \
-  */Dockerfile; do
+  deploy/docker/service.Dockerfile; do
   [ -f "$f" ] && files+=("$f")
 done
 # name:tag of the images we pull (ours, talkative/*, are built here, not pulled)

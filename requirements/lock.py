@@ -5,8 +5,9 @@ environment (`.venv`, everything `make install` puts there) at the version it ha
 `make install` installs with `-c constraints.txt`, so CI and every laptop get the
 versions the suite was run with. `requirements/<image>.txt` lists the whole dependency
 closure of one image's extra (caption, textgen, gateway, bot) at those same versions:
-each Dockerfile installs it first, in a layer of its own, so a source edit rebuilds
-only the layer that installs the project itself (`pip install --no-deps .`).
+each image (deploy/docker/service.Dockerfile) installs it first, in a layer of its own,
+so a source edit rebuilds only the layer that installs the project itself
+(`pip install --no-deps .`).
 
 Run it after changing a dependency in pyproject.toml and installing it into .venv:
 

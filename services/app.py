@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -11,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from services.access import API_KEY_HEADER, ClientAccess, OriginCheck
 from services.connections import header_deadline_protocol
 from services.headers import SecurityHeaders
-from services.logging import RequestLog
+from services.logging import RequestLog, configure_logging
 from services.observability import ConcurrencyLimit, ReadinessCheck, install_observability
 from services.openapi import install_openapi
 from services.problems import install_problem_handlers
@@ -39,6 +40,15 @@ def serve_app(app: FastAPI, settings: ServiceSettings) -> None:
         server_header=False,  # do not announce the server software
         http=header_deadline_protocol(settings.header_timeout_s),
     )
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
+    """A service's console script: its logging, then its app until it is stopped."""
+    configure_logging(settings.log_level, settings.log_format, name)
+    serve_app(create_app(settings), settings)
 
 
 def _with_metrics_port(lifespan: Lifespan | None, settings: ServiceSettings) -> Lifespan:

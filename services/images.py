@@ -29,8 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from PIL import Image, UnidentifiedImageError
 
 from services import memory
-from services.errors import Unavailable
-from services.problems import Problem
+from services.errors import InvalidInput, TalkativeError, Unavailable
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 ACCEPTED = "a JPEG, PNG, WebP or GIF picture"
@@ -118,8 +117,9 @@ class DecodeBudget:
                 self._changed.notify_all()
 
 
-def _reject(message: str, field: str) -> Problem:
-    return Problem(422, f"{field}: {message}", errors=[{"field": field, "message": message}])
+def _reject(message: str, field: str) -> InvalidInput:
+    # InvalidInput says "field: message" and lists the field in `errors` (a 422 at the edge).
+    return InvalidInput(message, field=field)
 
 
 def _flatten(image: Image.Image, extrema: tuple[float, float] | None = None) -> Image.Image:
@@ -190,62 +190,15 @@ def _shrink(image: Image.Image, max_side: int | None) -> Image.Image:
     return small.resize(target, Image.Resampling.LANCZOS) if small.size != target else small
 
 
-def read_image(
-    data: bytes,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_side: int | None = None,
-    max_bytes: int | None = None,
-    budget: DecodeBudget | None = None,
-    field: str = "image",
-) -> Image.Image:
-    """Upload bytes -> upright RGB image, or Problem(422) saying what to do about it.
-
-    `max_side`: the longer side of what comes back, at most (None: the picture's own
-    size). `max_bytes`: the most the decoded picture may take (see `decoded_bytes`;
-    a JPEG counts at the scale it is decoded to). `budget`: the process's decode budget,
-    held while the full-size picture is in memory.
-    """
-    if not data:
-        raise _reject(f"the file is empty; choose {ACCEPTED}", field)
+@contextmanager
+def _refusals(field: str) -> Iterator[None]:
+    """What Pillow raises on a bad file -> InvalidInput a person can act on; bomb warnings
+    are errors inside."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-            if image.width * image.height > max_pixels:
-                raise _reject(
-                    f"{image.width} x {image.height} pixels is more than the "
-                    f"{max_pixels:,} allowed; send a smaller photo",
-                    field,
-                )
-            image.seek(0)  # first frame of a GIF or animated WebP
-            sent = image.size
-            if max_side is not None:
-                _draft(image, max_side)
-            size = decoded_bytes(image.mode, image.size)
-            if max_bytes is not None and size > max_bytes:
-                raise _reject(
-                    f"{sent[0]} x {sent[1]} pixels of {image.mode}"
-                    + (f", read at {image.width} x {image.height}," if image.size != sent else "")
-                    + f" take {size:,} bytes once decoded, more than the {max_bytes:,} allowed; "
-                    "send a smaller photo",
-                    field,
-                )
-            hold: AbstractContextManager[None] = (
-                budget.hold(size) if budget is not None else nullcontext()
-            )
-            small: Image.Image | None = None
-            with hold:
-                try:
-                    image.load()
-                    orientation = image.getexif().get(0x0112, 1)  # read after load: PNG
-                    small = _shrink(image, max_side)
-                finally:
-                    if small is not image:
-                        image.close()  # the full-size pixels go now, not at collection
-                    if size >= TRIM_AFTER_BYTES:
-                        memory.trim()
-    except Problem:
+            yield
+    except TalkativeError:  # our own refusals, and Unavailable from the budget
         raise
     except UnidentifiedImageError:
         raise _reject(f"the file is not {ACCEPTED}", field) from None
@@ -255,6 +208,79 @@ def read_image(
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _reject(f"the picture is damaged or cut short ({exc})", field) from None
+
+
+def _open(data: bytes, max_pixels: int, field: str) -> Image.Image:
+    """The header only: the type sniffed from the bytes and the pixel count checked."""
+    if not data:
+        raise _reject(f"the file is empty; choose {ACCEPTED}", field)
+    image = Image.open(io.BytesIO(data), formats=FORMATS)
+    if image.width * image.height > max_pixels:
+        image.close()
+        raise _reject(
+            f"{image.width} x {image.height} pixels is more than the "
+            f"{max_pixels:,} allowed; send a smaller photo",
+            field,
+        )
+    return image
+
+
+def probe_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, field: str = "image"
+) -> tuple[int, int]:
+    """The checks `read_image` makes before decoding, without decoding: (width, height),
+    or InvalidInput. For refusing a bad file before anything expensive starts; a file cut
+    short past its header passes here and is refused by the decode."""
+    with _refusals(field), _open(data, max_pixels, field) as image:
+        return image.size
+
+
+def read_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+    max_bytes: int | None = None,
+    budget: DecodeBudget | None = None,
+    field: str = "image",
+) -> Image.Image:
+    """Upload bytes -> upright RGB image, or InvalidInput saying what to do about it.
+
+    `max_side`: the longer side of what comes back, at most (None: the picture's own
+    size). `max_bytes`: the most the decoded picture may take (see `decoded_bytes`;
+    a JPEG counts at the scale it is decoded to). `budget`: the process's decode budget,
+    held while the full-size picture is in memory.
+    """
+    with _refusals(field):
+        image = _open(data, max_pixels, field)
+        image.seek(0)  # first frame of a GIF or animated WebP
+        sent = image.size
+        if max_side is not None:
+            _draft(image, max_side)
+        size = decoded_bytes(image.mode, image.size)
+        if max_bytes is not None and size > max_bytes:
+            image.close()
+            raise _reject(
+                f"{sent[0]} x {sent[1]} pixels of {image.mode}"
+                + (f", read at {image.width} x {image.height}," if image.size != sent else "")
+                + f" take {size:,} bytes once decoded, more than the {max_bytes:,} allowed; "
+                "send a smaller photo",
+                field,
+            )
+        hold: AbstractContextManager[None] = (
+            budget.hold(size) if budget is not None else nullcontext()
+        )
+        small: Image.Image | None = None
+        with hold:
+            try:
+                image.load()
+                orientation = image.getexif().get(0x0112, 1)  # read after load: PNG
+                small = _shrink(image, max_side)
+            finally:
+                if small is not image:
+                    image.close()  # the full-size pixels go now, not at collection
+                if size >= TRIM_AFTER_BYTES:
+                    memory.trim()
     method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
     return small.transpose(method) if method is not None else small
 

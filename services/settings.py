@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -210,3 +210,26 @@ class ModelServiceSettings(ServiceSettings):
                 "TF Serving's models.config"
             )
         return self
+
+
+def decoded_bytes_field(default: int, noun: str) -> Any:
+    """The limit on one decoded `noun` (image, photo) of the services that decode them."""
+    return Field(
+        default,
+        ge=10_000,
+        description=f"largest {noun} accepted once decoded, in bytes: width x height x what "
+        "its mode takes a pixel (1 for grey or palette, 2 for 16-bit grey, 4 for colour, RGB "
+        "included, as Pillow holds it); a JPEG counts at the reduced scale it is decoded to. "
+        "Larger gets 422",
+    )
+
+
+def decode_budget_field(default: int, noun: str) -> Any:
+    """The decoded bytes one process holds at once (services.images.DecodeBudget)."""
+    article = "an" if noun[0] in "aeiou" else "a"
+    return Field(
+        default,
+        ge=10_000,
+        description=f"decoded bytes of all the {noun}s this process decodes at once; {article} "
+        f"{noun} that does not fit waits for the others (at most queue_timeout_s, then 503)",
+    )

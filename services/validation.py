@@ -51,6 +51,8 @@ def only_form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
     known = frozenset(names)
 
     async def check(request: Request) -> None:
+        # A request check at the HTTP edge (a route dependency on form fields), like
+        # FastAPI's own validation: a Problem here, not a domain error.
         from services.problems import Problem
 
         unknown = sorted(set((await request.form()).keys()) - known)

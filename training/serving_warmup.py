@@ -24,7 +24,6 @@ dimension first on every signature input, a model card and warm-up requests.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from services.cli import command_parser
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -264,12 +265,10 @@ def version_dirs(repository: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.serving_warmup",
-        description="Write assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog) "
-        "into TF Serving model versions, one request per signature and batch size, then replay "
-        "them through the SavedModel to prove TF Serving will load the version.",
-    )
+    """Write assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog) into TF Serving
+    model versions, one request per signature and batch size, then replay them through the
+    SavedModel to prove TF Serving will load the version."""
+    parser = command_parser(main)
     parser.add_argument(
         "versions",
         nargs="*",

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from bot_service import compose
-from bot_service.crashpoints import crash_point
 from bot_service.gateway_client import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot_service.lease import LeaseKeeper
 from bot_service.metrics import BotMetrics
@@ -173,7 +172,6 @@ class Bot:
         self.metrics.last_poll.labels(name).set(self.last_poll_at)
         if added:
             log.info("recorded %d new mention(s)", added, extra={"platform": name})
-            crash_point("after_record")
         return added
 
     # -- one mention ----------------------------------------------------------------------
@@ -259,7 +257,6 @@ class Bot:
             if not self.store.mark_intent(item):
                 log.warning("mention %s is no longer ready to post here; not posting", m.id)
                 return
-            crash_point("after_intent")
         self._check_lease(m.id)
         reply = Reply(
             text=item.reply_text or "",
@@ -270,7 +267,6 @@ class Bot:
             guard=lambda: self._check_lease(m.id),
         )
         reply_id = self.platform.post_reply(m, reply)
-        crash_point("after_post")
         self.store.mark_replied(item, reply_id)
         self.metrics.replies.labels(name, item.reply_kind or "story").inc()
         log.info("answered mention %s with %s (%s)", m.id, reply_id, item.reply_kind)
@@ -287,7 +283,6 @@ class Bot:
                         self.store.defer(item, ready_at, "per-user cooldown")
                         return
                 self._compose(item)
-                crash_point("after_gateway")
                 item = self.store.get(name, m.id) or item
             if item.state in ("captioned", "replying"):
                 self._post(item)

@@ -13,7 +13,6 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from bot_service import crashpoints
 from bot_service.app import create_app
 from bot_service.bot import Bot
 from bot_service.gateway_client import GatewayClient
@@ -83,7 +82,6 @@ def _close(bot: Bot) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        crashpoints.check()
         settings = BotSettings()
     except (ValueError, ValidationError) as exc:  # say what is wrong, without a traceback
         print(f"bot-service: invalid configuration: {exc}", file=sys.stderr)

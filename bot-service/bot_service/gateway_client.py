@@ -1,4 +1,10 @@
-"""GatewayClient: the gateway's public API as the bot uses it (POST /v1/stories, GET card)."""
+"""GatewayClient: the gateway's public API as the bot uses it (POST /v1/stories, GET card).
+
+One attempt per call, no retry loop: a failure the gateway may get over is raised as
+`GatewayUnavailable` (with its Retry-After), and the bot pauses and tries again from its
+durable schedule (bot.py), which outlives a restart and holds no thread; retrying here
+as well would hide the outage from that pause and multiply the calls.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+
+from services.retries import retry_after_seconds
 
 
 class GatewayUnavailable(Exception):
@@ -41,7 +49,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(float(value), 0.0)
     except ValueError:
-        return None
+        return retry_after_seconds(value)  # an HTTP-date, as RFC 9110 also allows
 
 
 def _detail(response: httpx.Response) -> str:

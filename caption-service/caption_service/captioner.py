@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from caption_service.schemas import Caption
-from services.errors import Unavailable
+from services.errors import InvalidInput, Unavailable
 from services.images import to_png
 from services.model_client import (
     CAPTIONER,
@@ -48,12 +48,19 @@ class CaptionModel:
         self.name, self.client = name, client
         self.version = repository.resolve(name, version)
         self.card: dict[str, Any] = repository.card(name, self.version)
+        self.beam_choosable = False  # whether the export has the `caption_beam` signature
 
     async def verify(self) -> None:
         """Refuse to serve a graph that does not meet the `captioner` contract."""
         CAPTIONER.check(
             self.name, await self.client.signature(self.name, CAPTIONER.name, self.version)
         )
+        try:
+            await self.client.signature(self.name, BEAM_SIGNATURE, self.version)
+        except ModelNotFound:  # an export from before `caption_beam`: its width is fixed
+            self.beam_choosable = False
+        else:
+            self.beam_choosable = True
 
     async def warmup(self) -> None:
         """One photo-sized request, so the first user does not pay for graph tracing."""
@@ -65,6 +72,12 @@ class CaptionModel:
         inputs: dict[str, np.ndarray] = {"image_bytes": np.array([to_png(image)], dtype=object)}
         signature = CAPTIONER.name
         if beam_size is not None and beam_size != self.card.get("beam_size"):
+            if not self.beam_choosable:
+                raise InvalidInput(
+                    f"this captioner ({self.name} v{self.version}) searches a fixed beam of "
+                    f"{self.card.get('beam_size', 'its export')}; leave beam_size out",
+                    field="beam_size",
+                )
             inputs["beam_size"] = np.array([beam_size], dtype=np.int32)
             signature = BEAM_SIGNATURE
         try:

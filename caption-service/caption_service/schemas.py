@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# The widest beam a request may ask for: the search's cost grows with it, and past ten the
+# extra captions are rephrasings of the first ones.
+MAX_BEAM_SIZE = 10
+
 
 class Caption(BaseModel):
     text: str = Field(description="the caption, lower case, punctuation attached")

@@ -10,7 +10,7 @@ from services.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_PIXELS,
 )
-from services.settings import ModelServiceSettings
+from services.settings import ModelServiceSettings, decode_budget_field, decoded_bytes_field
 
 
 class CaptionSettings(ModelServiceSettings):
@@ -26,20 +26,8 @@ class CaptionSettings(ModelServiceSettings):
         ge=1,
         description="largest image accepted (width x height), checked before decoding",
     )
-    max_image_bytes: int = Field(
-        DEFAULT_MAX_IMAGE_BYTES,
-        ge=10_000,
-        description="largest image accepted once decoded, in bytes: width x height x what its "
-        "mode takes a pixel (1 for grey or palette, 2 for 16-bit grey, 4 for colour, RGB "
-        "included, as Pillow holds it); a JPEG counts at the reduced scale it is decoded to. "
-        "Larger gets 422",
-    )
-    decode_budget_bytes: int = Field(
-        DEFAULT_DECODE_BUDGET_BYTES,
-        ge=10_000,
-        description="decoded bytes of all the images this process decodes at once; an image "
-        "that does not fit waits for the others (at most queue_timeout_s, then 503)",
-    )
+    max_image_bytes: int = decoded_bytes_field(DEFAULT_MAX_IMAGE_BYTES, "image")
+    decode_budget_bytes: int = decode_budget_field(DEFAULT_DECODE_BUDGET_BYTES, "image")
     image_max_side: int = Field(
         1080,
         ge=224,

@@ -1,13 +1,13 @@
 """Async HTTP clients to caption-service and textgen-service.
 
 One pooled httpx.AsyncClient per dependency (connections reused across requests),
-a connect timeout and a per-call read timeout, and bounded retries with
-exponential backoff and jitter for the failures a retry can cure: a refused or
-timed-out connection, and a 502/503/504 answer. A dependency that accepted the
-request and then hangs is not retried (that would double the wait): its timeout
-becomes a 503 at once. Every failure of a dependency reaches the caller as
-`Unavailable` (503 + Retry-After); a 4xx from a dependency is the caller's fault
-and is passed on with its status and detail.
+a connect timeout and a per-call read timeout, and bounded retries (the shared
+policy of services/retries.py: exponential backoff with jitter) for the failures a
+retry can cure: a refused or timed-out connection, and a 502/503/504 answer. A
+dependency that accepted the request and then hangs is not retried (that would
+double the wait): its timeout becomes a 503 at once. Every failure of a dependency
+reaches the caller as `Unavailable` (503 + Retry-After); a 4xx from a dependency is
+the caller's fault and is passed on with its status and detail.
 
 A watchdog (`watch`) probes each dependency's /healthz. A process that is frozen
 (SIGSTOP, a stuck event loop) still accepts connections, so without it every request
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +32,10 @@ import httpx
 from services.errors import Unavailable
 from services.logging import REQUEST_ID_HEADER, request_id
 from services.problems import Problem
+from services.retries import Exhausted, RetryPolicy, Transient, retry_after_seconds
 
 log = logging.getLogger("gateway.clients")
-RETRYABLE_STATUS = (502, 503, 504)
+RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 
 @dataclass
@@ -87,6 +87,14 @@ class ServiceClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name, self.retries, self.backoff_s = name, retries, backoff_s
+        # The dependency's Retry-After is passed on in our 503 (`_down`), not waited out
+        # while a user's request is held; a 429 or a 500 is not retried (RETRYABLE_STATUS).
+        self.policy = RetryPolicy(
+            retries=retries,
+            backoff_s=backoff_s,
+            statuses=RETRYABLE_STATUS,
+            wait_retry_after=False,
+        )
         self.retry_after_s, self.timeout_s = retry_after_s, timeout_s
         self.down = asyncio.Event()  # set while the watchdog finds the dependency dead
         self.http = httpx.AsyncClient(
@@ -153,51 +161,56 @@ class ServiceClient:
             raise self._dead()
         return call.result()
 
-    async def _pause(self, attempt: int) -> None:
-        delay = self.backoff_s * 2**attempt
-        await asyncio.sleep(delay * (0.5 + random.random() / 2))  # jitter spreads the herd
-
     async def request(
         self, method: str, path: str, timing: CallTiming | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send with retries; return a 2xx response or raise Problem / Unavailable."""
         timing = timing if timing is not None else CallTiming()
         rid = request_id.get()
-        if rid != "-":  # "-": not serving a request (the watchdog's probes)
+        if rid:  # None: not serving a request (the watchdog's probes)
             kwargs["headers"] = {REQUEST_ID_HEADER: rid, **(kwargs.get("headers") or {})}
-        last_why = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await self._pause(attempt - 1)
+
+        async def attempt() -> httpx.Response:
             timing.attempts += 1
             started = time.perf_counter()
             try:
                 response = await self._send(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                last_why = f"cannot connect ({exc.__class__.__name__})"
-                continue
+                raise Transient(f"cannot connect ({exc.__class__.__name__})") from exc
             except httpx.TimeoutException as exc:
                 # Connected, then silence: a hung dependency. Retrying would only double the wait.
                 raise self._down(f"no answer within {self.timeout_s:g} s") from exc
             except httpx.HTTPError as exc:
-                last_why = f"the connection failed ({exc.__class__.__name__})"
-                continue
+                raise Transient(f"the connection failed ({exc.__class__.__name__})") from exc
             finally:
                 timing.ms += (time.perf_counter() - started) * 1000
             timing.server_ms += server_ms(response)
             if response.status_code < 400:
                 return response
             detail, extra = _detail(response)
-            if response.status_code in RETRYABLE_STATUS or response.status_code == 429:
-                last_why = detail
-                if attempt == self.retries or response.status_code == 429:
-                    raise self._down(detail, response.headers.get("retry-after"))
-                continue
+            if self.policy.retryable(response.status_code):
+                after = retry_after_seconds(response.headers.get("retry-after"))
+                raise Transient(detail, status=response.status_code, retry_after_s=after)
+            if response.status_code == 429:  # overloaded: say so at once, with its wait
+                raise self._down(detail, response.headers.get("retry-after"))
             if response.status_code >= 500:
                 raise self._down(f"it failed with status {response.status_code}: {detail}")
+            # Stays an edge Problem, not a domain error: this client is the gateway's HTTP
+            # edge towards a dependency, and a 4xx is an answer that the dependency's own
+            # edge already decided (from its domain error or its request checks). It is
+            # relayed as it came, whatever its status: 413, 415 and 400 have no domain error,
+            # and turning 404/422 into NotFound/InvalidInput only to turn them back into
+            # the same status would add a round trip that could only lose something.
             raise Problem(response.status_code, detail, **extra)
-        log.warning("%s unavailable: %s", self.name, last_why, extra={"dependency": self.name})
-        raise self._down(last_why)
+
+        try:
+            return await self.policy.acall(attempt)
+        except Exhausted as exc:
+            last = exc.last
+            assert isinstance(last, Transient)
+            log.warning("%s unavailable: %s", self.name, last, extra={"dependency": self.name})
+            after = None if last.retry_after_s is None else str(int(last.retry_after_s))
+            raise self._down(last.reason, after) from last
 
     async def ready(self) -> str | None:
         """None when the dependency says it is ready, else why not."""

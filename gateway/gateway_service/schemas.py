@@ -1,4 +1,8 @@
-"""The gateway's JSON bodies (see DESIGN.md: POST /v1/stories and the pass-through routes)."""
+"""The gateway's JSON bodies (see DESIGN.md: POST /v1/stories and the pass-through routes).
+
+The pass-through POST /v1/generations speaks textgen-service's contract, defined once in
+services/generation_schema.py.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.validation import whole_numbers
-
-MAX_SEED = 2**63 - 1
-# Bounds are written `lt=SEED_LIMIT`, not `le=MAX_SEED`: FastAPI writes schema bounds as
-# floats, which hold 2**63 exactly but round 2**63 - 1 up (the document would allow 2**63).
-SEED_LIMIT = MAX_SEED + 1
-MODEL_NAME = r"^[a-z0-9_.-]+$"
+from services.generation_schema import MODEL_NAME, SEED_LIMIT, ModelInfo
 
 # The types and limits of the story options, declared once: StoryOptions and the form
 # fields of POST /v1/stories (so its OpenAPI document shows them) both use them.
 ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=MODEL_NAME)]
 StoryLength = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
-Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
+RngSeed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 Style = Literal["auto", "verse", "screenplay", "tale", "plain"]
 
 
@@ -33,29 +31,18 @@ class StoryOptions(BaseModel):
         None, description="length of the story in tokens (characters for char models)"
     )
     temperature: Temperature = Field(0.7, description="0 = greedy; higher = wilder")
-    seed: Seed | None = Field(None, description="same seed, same story")
+    # The random seed (rng_seed in the code); `seed` is the public form field's name.
+    seed: RngSeed | None = Field(None, description="same seed, same story")
     style: Style = Field(
         "auto", description="how the caption is framed; auto follows the model's corpus"
     )
 
 
-class GenerationRequest(BaseModel):
-    """Checked here first so a bad body never leaves the gateway; textgen checks again."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    prompt: str = Field(..., min_length=1, max_length=2000)
-    model: str = Field("char_lstm_en", min_length=1, max_length=100, pattern=MODEL_NAME)
-    max_new_tokens: int = Field(200, ge=1)
-    temperature: float = Field(0.7, ge=0.0, le=2.0, allow_inf_nan=False)
-    top_k: int = Field(0, ge=0, le=10_000)
-    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
-    _whole = whole_numbers("max_new_tokens", "top_k", "seed")
-
-
-class SeedInfo(BaseModel):
-    text: str = Field(description="what the text model was given to continue")
+class PromptInfo(BaseModel):
+    text: str = Field(
+        description="what the text model read: the framed caption as textgen-service "
+        "fitted it to the model"
+    )
     style: str
     language: str
     translated: bool = Field(description="the caption was rendered in the model's language")
@@ -64,8 +51,10 @@ class SeedInfo(BaseModel):
 class StoryResponse(BaseModel):
     id: str
     caption: str
+    # Public names, the documented contract: `seed` is the random seed (rng_seed in the
+    # code) and `prompt` the opening text built from the caption.
     seed: int = Field(description="the random seed: send it again for the same story")
-    prompt: SeedInfo = Field(description="the seed text built from the caption")
+    prompt: PromptInfo = Field(description="the opening text built from the caption")
     story: str
     model: str
     timings: dict[str, float] = Field(description="milliseconds per step")
@@ -95,20 +84,19 @@ class PublicModel(BaseModel):
     licence: str = Field("", description="licence of the training data")
 
     @classmethod
-    def from_textgen(cls, entry: dict[str, Any]) -> PublicModel:
-        raw_card = entry.get("card")
-        card: dict[str, Any] = raw_card if isinstance(raw_card, dict) else {}
+    def from_textgen(cls, entry: ModelInfo) -> PublicModel:
+        card = entry.card
         raw_corpus = card.get("training_corpus")
         corpus: dict[str, Any] = raw_corpus if isinstance(raw_corpus, dict) else {}
         return cls(
-            name=str(entry["name"]),
-            version=int(entry.get("version", 0)),
-            kind=str(entry.get("kind", "")),
-            language=str(entry.get("language", "")),
-            description=str(entry.get("description", "")),
-            parameters=int(entry.get("parameters", 0)),
-            held_out_loss=dict(entry.get("held_out_loss") or {}),
-            max_new_tokens=int(entry.get("max_new_tokens", 0)),
+            name=entry.name,
+            version=entry.version,
+            kind=entry.kind,
+            language=entry.language,
+            description=entry.description,
+            parameters=entry.parameters,
+            held_out_loss=dict(entry.held_out_loss),
+            max_new_tokens=entry.max_new_tokens,
             training_corpus=PublicCorpus(
                 **{k: str(corpus.get(k, "")) for k in ("name", "source", "licence")}
             ),

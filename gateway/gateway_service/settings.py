@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.images import DEFAULT_DECODE_BUDGET_BYTES, DEFAULT_MAX_IMAGE_BYTES
-from services.settings import ServiceSettings
+from services.settings import ServiceSettings, decode_budget_field, decoded_bytes_field
 
 _URL = r"^https?://[^\s/]+(/[^\s]*)?$"
 
@@ -17,22 +17,10 @@ class GatewaySettings(ServiceSettings):
     port: int = Field(8000, ge=1, le=65535)
     # Photos from phones run to several MB; the caption-service must accept as much.
     max_request_bytes: int = Field(10_000_000, ge=1024)
+    max_image_bytes: int = decoded_bytes_field(DEFAULT_MAX_IMAGE_BYTES, "photo")
+    decode_budget_bytes: int = decode_budget_field(DEFAULT_DECODE_BUDGET_BYTES, "photo")
     max_image_pixels: int = Field(
         40_000_000, ge=10_000, description="larger images are refused before decoding (bombs)"
-    )
-    max_image_bytes: int = Field(
-        DEFAULT_MAX_IMAGE_BYTES,
-        ge=10_000,
-        description="largest photo accepted once decoded, in bytes: width x height x what its "
-        "mode takes a pixel (1 for grey or palette, 2 for 16-bit grey, 4 for colour, RGB "
-        "included, as Pillow holds it); a JPEG counts at the reduced scale it is decoded to. "
-        "Larger gets 422",
-    )
-    decode_budget_bytes: int = Field(
-        DEFAULT_DECODE_BUDGET_BYTES,
-        ge=10_000,
-        description="decoded bytes of all the photos this process decodes at once; a photo that "
-        "does not fit waits for the others (at most queue_timeout_s, then 503)",
     )
     image_max_side: int = Field(
         1024,

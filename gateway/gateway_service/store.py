@@ -17,10 +17,11 @@ import json
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from cachetools import Cache, TLRUCache
 
 if TYPE_CHECKING:
     from gateway_service.settings import GatewaySettings
@@ -102,45 +103,49 @@ class StoryStore(abc.ABC):
 
 
 class MemoryStore(StoryStore):
-    """This process only: an ordered dict, oldest first. The laptop's default."""
+    """This process only: a cachetools TLRUCache, each story expiring `ttl_s` after its
+    `created`. The laptop's default.
+
+    Reads go through `in` and `Cache.__getitem__`, which do not refresh a story's place
+    (TLRUCache's own `[]` would): the oldest *put* is evicted first, as in the SQLite and
+    Redis stores, so the three backends keep the same stories.
+    """
 
     name = "memory"
 
     def __init__(self, capacity: int, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
         super().__init__(capacity, ttl_s)
         self.clock = clock
-        self._items: OrderedDict[str, StoredStory] = OrderedDict()
+        self._items: TLRUCache[str, StoredStory] = TLRUCache(
+            maxsize=capacity, ttu=self._expires, timer=clock
+        )
         self._lock = threading.Lock()  # `talkative tell` renders in worker threads
 
-    def _expire(self, now: float) -> None:
-        while self._items:
-            oldest = next(iter(self._items.values()))
-            if now - oldest.created < self.ttl_s:
-                break
-            self._items.popitem(last=False)
+    def _expires(self, _key: str, story: StoredStory, _now: float) -> float:
+        return story.created + self.ttl_s
+
+    def _peek(self, story_id: str) -> StoredStory | None:
+        if story_id not in self._items:  # absent or expired; no reordering
+            return None
+        return Cache.__getitem__(self._items, story_id)
 
     async def put(self, story: StoredStory) -> None:
         with self._lock:
-            self._expire(self.clock())
-            self._items[story.id] = story
-            self._items.move_to_end(story.id)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._items[story.id] = story  # expires, then evicts the oldest over capacity
 
     async def get(self, story_id: str) -> StoredStory | None:
         with self._lock:
-            self._expire(self.clock())
-            return self._items.get(story_id)
+            return self._peek(story_id)
 
     async def put_card(self, story_id: str, png: bytes) -> None:
         with self._lock:
-            stored = self._items.get(story_id)
+            stored = self._peek(story_id)
             if stored is not None:
                 stored.card_png = png
 
     async def count(self) -> int:
         with self._lock:
-            self._expire(self.clock())
+            self._items.expire()
             return len(self._items)
 
 

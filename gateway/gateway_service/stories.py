@@ -1,4 +1,4 @@
-"""The story use case: validate the photo, caption it, build the seed, generate, keep it."""
+"""The story use case: validate the photo, caption it, build the prompt, generate, keep it."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from PIL import Image, ImageStat
 from gateway_service import card
 from gateway_service.catalogue import ModelCatalogue
 from gateway_service.clients import CallTiming, CaptionClient, TextgenClient
-from gateway_service.schemas import SeedInfo, StoryOptions, StoryResponse
-from gateway_service.seeds import make_seed
+from gateway_service.prompts import make_prompt, profile_from_model
+from gateway_service.schemas import PromptInfo, StoryOptions, StoryResponse
 from gateway_service.settings import GatewaySettings
 from gateway_service.store import StoredStory, StoryStore
+from services.errors import InvalidInput
+from services.generation_schema import GenerationRequest, GenerationResponse
 from services.images import DecodeBudget, read_image, to_png
-from services.problems import Problem
 
 _SENTENCE_END = re.compile(r"[.!?](?=[\s\"')]|$)")
 NIGHT_LUMINANCE = 60  # mean luma (0-255) below which a scene heading says NIGHT
@@ -66,12 +67,12 @@ def read_photo(
     return photo, to_png(photo)
 
 
-def trim_story(seed: str, text: str) -> tuple[str, bool]:
-    """seed + text, cut after the last whole sentence of the generated part, if it has one."""
+def trim_story(prompt: str, text: str) -> tuple[str, bool]:
+    """prompt + text, cut after the last whole sentence of the generated part, if it has one."""
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
     if ends and ends[-1] < len(text.rstrip()):
-        return (seed + text[: ends[-1]]).strip(), True
-    return (seed + text).strip(), False
+        return (prompt + text[: ends[-1]]).strip(), True
+    return (prompt + text).strip(), False
 
 
 def is_night(photo: Image.Image) -> bool:
@@ -114,13 +115,12 @@ async def tell(
     try:
         # 2. The model and the knobs, before any model runs.
         info = await chain.catalogue.info(options.model)
-        profile = await chain.catalogue.profile(options.model)
-        cap = int(info.get("max_new_tokens") or chain.settings.max_new_tokens_limit)
+        profile = profile_from_model(info)
+        cap = info.max_new_tokens or chain.settings.max_new_tokens_limit
         limit = min(chain.settings.max_new_tokens_limit, cap)
         length = options.max_new_tokens or min(chain.settings.default_max_new_tokens, limit)
         if length > limit:
-            raise Problem(
-                422,
+            raise InvalidInput(
                 f"max_new_tokens: at most {limit} for {profile.name} (got {length})",
                 errors=[{"field": "max_new_tokens", "message": f"at most {limit}"}],
             )
@@ -135,28 +135,28 @@ async def tell(
         timings["caption_ms"] = round(caption_time.ms, 2)
         mark = time.perf_counter()
 
-        # 4. Seed.
-        seed = make_seed(caption, profile, options.style, night=is_night(photo))
-        mark = lap("seed_ms", mark)
+        # 4. Prompt: framed here, fitted to the model by textgen-service.
+        prompt = make_prompt(caption, profile, options.style, night=is_night(photo))
+        mark = lap("seed_ms", mark)  # the timing's public name
 
         # 5. Generate.
         # 53 bits: a seed the web page (JavaScript numbers) can show and send back exactly.
-        random_seed = options.seed if options.seed is not None else secrets.randbits(53)
+        rng_seed = options.seed if options.seed is not None else secrets.randbits(53)
+        request = GenerationRequest(
+            prompt=prompt.text,
+            model=profile.name,
+            max_new_tokens=length,
+            temperature=options.temperature,
+            seed=rng_seed,
+        )
         generate_time = CallTiming()
-        generated = await chain.textgen.generate(
-            {
-                "prompt": seed.text,
-                "model": profile.name,
-                "max_new_tokens": length,
-                "temperature": options.temperature,
-                "seed": random_seed,
-            },
-            generate_time,
+        generated = GenerationResponse.model_validate(
+            await chain.textgen.generate(request.model_dump(exclude_none=True), generate_time)
         )
         timings["generate_ms"] = round(generate_time.ms, 2)
         mark = time.perf_counter()
-        read = str(generated.get("normalisation", {}).get("prompt", seed.text))
-        story, trimmed = trim_story(read, str(generated["text"]))
+        read = generated.normalisation.prompt  # what the model read: the story starts with it
+        story, trimmed = trim_story(read, generated.text)
 
         # 6. Keep it for the card.
         story_id = chain.store.new_id()
@@ -164,10 +164,10 @@ async def tell(
             id=story_id,
             photo_jpeg=await card_photo,
             caption=caption,
-            seed=read,
+            seed=read,  # StoredStory.seed: the prompt text the model read
             story=story,
             model=profile.name,
-            language=seed.language,
+            language=prompt.language,
             created=time.time(),
             alt_text=card.alt_text(caption, story),
         )
@@ -182,16 +182,19 @@ async def tell(
         return StoryResponse(
             id=story_id,
             caption=caption,
-            seed=random_seed,
-            prompt=SeedInfo(
-                text=read, style=seed.style, language=seed.language, translated=seed.translated
+            seed=rng_seed,
+            prompt=PromptInfo(
+                text=read,
+                style=prompt.style,
+                language=prompt.language,
+                translated=prompt.translated,
             ),
             story=story,
             model=profile.name,
             timings=timings,
             card_url=card_url(chain.settings, story_id),
             alt_text=stored.alt_text,
-            finish_reason="sentence" if trimmed else generated.get("finish_reason", "length"),
+            finish_reason="sentence" if trimmed else generated.finish_reason,
         )
     finally:
         card_photo.cancel()  # a failed chain leaves no task behind

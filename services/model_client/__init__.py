@@ -13,23 +13,24 @@ from services.model_client.base import (
     ModelClient,
     ModelNotFound,
     ModelUnavailable,
-    SignatureInfo,
-    TensorInfo,
 )
 from services.model_client.contracts import CAPTIONER, GENERATE, SignatureContract
 from services.model_client.factory import create_model_client
 from services.model_client.followed import FollowedVersion, version_poll_interval
 from services.model_client.repository import ModelRepository
+from services.model_client.types import Inputs, Outputs, SignatureInfo, TensorInfo
 
 __all__ = [
     "CAPTIONER",
     "GENERATE",
     "ContractMismatch",
     "FollowedVersion",
+    "Inputs",
     "ModelClient",
     "ModelNotFound",
     "ModelRepository",
     "ModelUnavailable",
+    "Outputs",
     "SignatureContract",
     "SignatureInfo",
     "TensorInfo",

@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    dtype: str  # numpy name: "int32", "float32", "int64", "string"
-    shape: tuple[int | None, ...] | None  # None = unknown rank
+from services.errors import NotFound, TalkativeError, Unavailable
+from services.model_client.types import Inputs, Outputs, SignatureInfo
 
 
-@dataclass(frozen=True)
-class SignatureInfo:
-    inputs: Mapping[str, TensorInfo]
-    outputs: Mapping[str, TensorInfo]
+# Domain errors (services.errors), so one mapping (problem+json, CLI exit codes) covers
+# them; the builtin bases stay for callers that catch those.
+class ModelNotFound(NotFound, LookupError):
+    """The backend has no such model, version or signature.
+
+    A service that names a model it was configured with turns this into Unavailable: the
+    caller did not ask for anything wrong. Reaching an edge as it is, it is a 404.
+    """
 
 
-class ModelNotFound(LookupError):
-    """The backend has no such model, version or signature."""
-
-
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(Unavailable, RuntimeError):
     """The backend cannot answer now (down, overloaded, past its deadline): worth retrying."""
 
 
-class ContractMismatch(RuntimeError):
-    """A model's signature does not match the contract its service relies on."""
+class ContractMismatch(TalkativeError, RuntimeError):
+    """A model's signature does not match the contract its service relies on: a deployment
+    fault, neither the caller's nor cured by waiting (a 500 at an edge, exit 1 in the CLI)."""
 
 
 class ModelClient(ABC):
@@ -40,14 +34,9 @@ class ModelClient(ABC):
 
     @abstractmethod
     async def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        signature: str,
-        version: int | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Run one batch. Strings are `bytes` objects in object arrays."""
+        self, model: str, inputs: Inputs, *, signature: str, version: int | None = None
+    ) -> Outputs:
+        """Run one batch."""
 
     @abstractmethod
     async def signature(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.model_client.base import ContractMismatch, SignatureInfo
+from services.model_client.base import ContractMismatch
+from services.model_client.types import SignatureInfo
 
 
 @dataclass(frozen=True)

@@ -23,31 +23,19 @@ the TensorFlow runtime (see services/model_client/protos/__init__.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import grpc
-import numpy as np
 
-from services.model_client.base import (
-    ModelClient,
-    ModelNotFound,
-    ModelUnavailable,
-    SignatureInfo,
-)
+from services.model_client.base import ModelClient, ModelNotFound, ModelUnavailable
 from services.model_client.protos import tf_serving as pb
-from services.model_client.remote import (
-    RemoteOptions,
-    Retryable,
-    Selector,
-    select,
-    with_retries,
-)
+from services.model_client.remote import RemoteOptions, Retryable, Selector, select, with_retries
 from services.model_client.tensors import (
     from_tensor_proto,
     signature_from_proto,
     to_tensor_proto,
 )
+from services.model_client.types import Inputs, Outputs, SignatureInfo
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # images in, caption batches out: far above either
 
@@ -143,13 +131,8 @@ class GrpcClient(ModelClient):
         return int(response.model_spec.version.value)
 
     async def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        signature: str,
-        version: int | None = None,
-    ) -> dict[str, np.ndarray]:
+        self, model: str, inputs: Inputs, *, signature: str, version: int | None = None
+    ) -> Outputs:
         selector = select(self.options, version)
         request = pb.PredictRequest(model_spec=self._spec(model, selector, signature))
         for key, value in inputs.items():

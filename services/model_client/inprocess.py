@@ -10,19 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from services.model_client.base import (
-    ModelClient,
-    ModelNotFound,
-    ModelUnavailable,
-    SignatureInfo,
-    TensorInfo,
-)
+from services.model_client.base import ModelClient, ModelNotFound, ModelUnavailable
 from services.model_client.repository import ModelRepository
+from services.model_client.types import Inputs, Outputs, SignatureInfo, TensorInfo
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -84,13 +78,8 @@ class InProcessClient(ModelClient):
         )
 
     async def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        signature: str,
-        version: int | None = None,
-    ) -> dict[str, np.ndarray]:
+        self, model: str, inputs: Inputs, *, signature: str, version: int | None = None
+    ) -> Outputs:
         fn = await asyncio.to_thread(self._function, model, signature, version)
 
         def run() -> dict[str, np.ndarray]:

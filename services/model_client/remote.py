@@ -2,8 +2,9 @@
 
 A call has one deadline (settings.model_timeout_s) covering every attempt. Only
 errors that say "the server is not there right now" are retried (gRPC UNAVAILABLE,
-HTTP 503, refused or reset connections), with exponential backoff and jitter so
-that restarted services do not hammer a model server that is coming back up.
+HTTP 503, refused or reset connections), by the shared policy (services/retries.py:
+exponential backoff and jitter, so that restarted services do not hammer a model
+server that is coming back up; no pause outlasts the deadline).
 A deadline that passes is not retried: the time is spent, the caller gets a
 ModelUnavailable and its service answers 503 with Retry-After.
 """
@@ -11,12 +12,12 @@ ModelUnavailable and its service answers 503 with Retry-After.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from services.model_client.base import ModelUnavailable
+from services.retries import Exhausted, RetryPolicy
 
 T = TypeVar("T")
 
@@ -61,18 +62,20 @@ async def with_retries(
     """Run `attempt(seconds_left)` until it succeeds, fails for good, or the deadline passes."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + options.timeout_s
-    tries = 0
-    while True:
-        left = deadline - loop.time()
-        if left <= 0:
+
+    def left() -> float:
+        return deadline - loop.time()
+
+    async def once() -> T:
+        seconds = left()
+        if seconds <= 0:  # not Retryable: the time is spent
             raise ModelUnavailable(f"{what}: no answer within {options.timeout_s:g} s")
-        try:
-            return await attempt(left)
-        except Retryable as exc:
-            if tries >= options.retries:
-                raise ModelUnavailable(
-                    f"{what}: model server unavailable after {tries + 1} attempts ({exc})"
-                ) from exc
-            pause = options.backoff_s * 2**tries * random.uniform(0.5, 1.5)
-            tries += 1
-            await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+        return await attempt(seconds)
+
+    policy = RetryPolicy(retries=options.retries, backoff_s=options.backoff_s)
+    try:
+        return await policy.acall(once, retry_on=(Retryable,), deadline=left)
+    except Exhausted as exc:
+        raise ModelUnavailable(
+            f"{what}: model server unavailable after {exc.attempts} attempts ({exc.last})"
+        ) from exc.last

@@ -12,27 +12,15 @@ with the signature's metadata, fetched once per model, version and signature.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import numpy as np
 
-from services.model_client.base import (
-    ModelClient,
-    ModelNotFound,
-    ModelUnavailable,
-    SignatureInfo,
-)
-from services.model_client.remote import (
-    RemoteOptions,
-    Retryable,
-    Selector,
-    select,
-    with_retries,
-)
+from services.model_client.base import ModelClient, ModelNotFound, ModelUnavailable
+from services.model_client.remote import RemoteOptions, Retryable, Selector, select, with_retries
 from services.model_client.tensors import from_json, signature_from_json, to_json
+from services.model_client.types import Inputs, Outputs, SignatureInfo
 
 
 class RestClient(ModelClient):
@@ -120,13 +108,8 @@ class RestClient(ModelClient):
         return versions
 
     async def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        signature: str,
-        version: int | None = None,
-    ) -> dict[str, np.ndarray]:
+        self, model: str, inputs: Inputs, *, signature: str, version: int | None = None
+    ) -> Outputs:
         selector = select(self.options, version)
         info = await self._signature(model, selector, signature)
         body = {"signature_name": signature, "inputs": {k: to_json(v) for k, v in inputs.items()}}

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from services.model_client.base import SignatureInfo, TensorInfo
 from services.model_client.protos.tf_serving import DataTypes, TensorProto, TensorShapeProto
+from services.model_client.types import SignatureInfo, TensorInfo
 
 # TensorFlow DataType enum name -> numpy dtype (the types a contract can use).
 DT_TO_NUMPY: dict[str, str] = {

@@ -1,4 +1,9 @@
-"""`talkative caption`: ranked captions of a photo, with the captioner loaded in this process."""
+"""`talkative caption`: ranked captions of a photo, from caption-service run in this process.
+
+The service is the real one (talkative/stack.py): its app, its photo intake (decoded no
+larger than CAPTION_IMAGE_MAX_SIDE, as for every upload) and its POST /v1/captions, on
+an in-memory transport, so this command offers exactly what the HTTP API does.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,21 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.images import DEFAULT_MAX_PIXELS
-from services.model_client import ModelNotFound, ModelRepository
-from services.problems import Problem
+from services.errors import TalkativeError
 from talkative.commands.options import add_models_dir
+from talkative.errors import EPILOG, EXIT_USAGE, report
 
 if TYPE_CHECKING:
-    from PIL import Image
-
-    from caption_service.schemas import Caption
-
-MAX_BEAM = 10
+    from caption_service.schemas import CaptionResponse
+    from talkative.stack import Stack
 
 
 def _beam_size(text: str) -> int:
+    from caption_service.schemas import MAX_BEAM_SIZE
+
     value = int(text)
-    if not 1 <= value <= MAX_BEAM:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BEAM}, got {value}")
+    if not 1 <= value <= MAX_BEAM_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BEAM_SIZE}, got {value}")
     return value
 
 
@@ -32,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "caption",
         help="caption a photo, in this process",
-        description="Caption IMAGE with the captioner loaded in this process (no server "
-        "needed) and print its ranked captions, best first, each with its log-probability. "
-        "See docs/captioner.md.",
+        description="Caption IMAGE with caption-service run in this process (no server "
+        "needed; its POST /v1/captions, with the same checks and limits, CAPTION_* "
+        "environment variables included) and print its ranked captions, best first, each "
+        "with its log-probability. See docs/captioner.md.",
+        epilog=EPILOG,
     )
     p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, GIF)")
     p.add_argument(
@@ -42,58 +47,58 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_beam_size,
         default=None,
         metavar="K",
-        help=f"beam width, 1 (greedy) to {MAX_BEAM}: how many captions are searched and "
-        "printed (default: the width the model was exported with, 3)",
+        help="beam width, 1 (greedy) to 10: how many captions are searched and printed; "
+        "the API's `beam_size` form field (default: the width the model was exported "
+        "with, 3)",
     )
     p.add_argument(
         "--model",
         default="captioner",
-        help="captioner name in the model repository (default: %(default)s)",
+        help="captioner name in the model repository: caption-service's CAPTION_MODEL "
+        "(default: %(default)s)",
     )
     add_models_dir(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.images import read_image
-
     try:
         data = args.image.read_bytes()
     except OSError as exc:
         print(f"error: cannot read {args.image}: {exc.strerror}", file=sys.stderr)
-        return 2
-    repository = ModelRepository(args.models_dir)
-    if args.model not in repository.models():
-        print(
-            f"error: no model {args.model!r} in {args.models_dir}; available: "
-            f"{', '.join(repository.models()) or 'none'}",
-            file=sys.stderr,
-        )
-        return 2
+        return EXIT_USAGE
+    from talkative.stack import Stack, require_model
+
+    stack = Stack(args.models_dir, caption_model=args.model)
     try:
-        photo = read_image(data, max_pixels=DEFAULT_MAX_PIXELS)
-        captions = asyncio.run(_caption(args.model, repository, photo, args.beam_size))
-    except Problem as exc:
-        print(f"error: {args.image}: {exc.detail}", file=sys.stderr)
-        return 2
-    except ModelNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for rank, caption in enumerate(captions, 1):
+        require_model(args.models_dir, args.model)
+    except TalkativeError as exc:
+        return report(exc)
+    try:
+        response = asyncio.run(_caption(stack, args.image.name, data, args.beam_size))
+    except TalkativeError as exc:
+        return report(exc, f"{args.image}: ")
+    for rank, caption in enumerate(response.captions, 1):
         print(f"{rank}. {caption.text}  (log-probability {caption.log_prob:.2f})")
     return 0
 
 
 async def _caption(
-    name: str, repository: ModelRepository, photo: Image.Image, beam_size: int | None
-) -> list[Caption]:
-    from caption_service.captioner import CaptionModel
-    from services.model_client.inprocess import InProcessClient
+    stack: Stack, filename: str, data: bytes, beam_size: int | None
+) -> CaptionResponse:
+    from caption_service.schemas import CaptionResponse
+    from services.images import probe_image
+    from talkative.stack import call
 
-    client = InProcessClient(repository)
-    try:
-        model = CaptionModel(name, client, repository)
-        await model.verify()
-        return await model.caption(photo, beam_size)
-    finally:
-        await client.close()
+    # A file that is no photo is refused from its header, before the captioner loads.
+    probe_image(data, max_pixels=stack.caption_settings().max_image_pixels)
+    form = {} if beam_size is None else {"beam_size": str(beam_size)}
+    async with stack.caption_service() as service:
+        body = await call(
+            service,
+            "POST",
+            "/v1/captions",
+            files={"image": (filename, data, "application/octet-stream")},
+            data=form,
+        )
+    return CaptionResponse.model_validate(body)

@@ -1,4 +1,6 @@
-"""`talkative generate`: continue a seed text with a text model, in this process."""
+"""`talkative generate`: continue a prompt with a text model, through textgen-service run in
+this process (talkative/stack.py): its app and POST /v1/generations on an in-memory
+transport, so this command offers exactly what the HTTP API does."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from services.model_client import ModelNotFound, ModelRepository
-from services.problems import Problem
+from services.errors import TalkativeError
 from services.validation import describe_validation_errors
 from talkative.commands.options import add_models_dir
+from talkative.errors import EPILOG, EXIT_USAGE, report
 
 if TYPE_CHECKING:
+    from talkative.stack import Stack
     from textgen_service.schemas import GenerationRequest, GenerationResponse
 
 
@@ -24,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue a seed text with a text model",
         description="Generate a continuation of PROMPT with a text model loaded in this process "
         "(no server needed). The prompt is first fitted to the model's alphabet; see "
-        "docs/textgen.md. Prints the prompt as the model read it, followed by the new text.",
+        "docs/textgen.md. Prints the prompt as the model read it, followed by the new text. "
+        "textgen-service's POST /v1/generations does the work, with its checks and limits "
+        "(TEXTGEN_* environment variables included); each option is the request field of "
+        "the same name.",
+        epilog=EPILOG,
     )
     p.add_argument(
         "--model",
@@ -88,42 +95,29 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for err in describe_validation_errors(exc.errors()):
             print(f"error: --{err['field'].replace('_', '-')}: {err['message']}", file=sys.stderr)
-        return 2
-    repository = ModelRepository(args.models_dir)
-    if args.model not in repository.models():
-        print(
-            f"error: no model {args.model!r} in {args.models_dir}; available: "
-            f"{', '.join(repository.models()) or 'none'}",
-            file=sys.stderr,
-        )
-        return 2
+        return EXIT_USAGE
+    from talkative.stack import Stack, require_model
+
     try:
-        response = asyncio.run(_generate(request, repository))
-    except Problem as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return 2
-    except ModelNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        require_model(args.models_dir, args.model)
+        stack = Stack(args.models_dir, text_models=[args.model], default_text_model=args.model)
+        response = asyncio.run(_generate(stack, request))
+    except TalkativeError as exc:
+        return report(exc)
     print(response.normalisation.prompt + response.text)
     print(f"[{response.model}, seed {response.seed}, {response.tokens} tokens]", file=sys.stderr)
     return 0
 
 
-async def _generate(request: GenerationRequest, repository: ModelRepository) -> GenerationResponse:
-    from services.model_client.inprocess import InProcessClient
-    from textgen_service import generation
-    from textgen_service.registry import TextModelRegistry
-    from textgen_service.settings import TextgenSettings
+async def _generate(stack: Stack, request: GenerationRequest) -> GenerationResponse:
+    from talkative.stack import call
+    from textgen_service.schemas import GenerationResponse
 
-    settings = TextgenSettings(
-        models=[request.model],
-        default_model=request.model,
-        model_repository=repository.root,
-    )
-    client = InProcessClient(repository)
-    try:
-        registry = await TextModelRegistry.load(settings, client, repository)
-        return await generation.generate(request, registry, settings)
-    finally:
-        await client.close()
+    async with stack.textgen_service() as textgen:
+        body = await call(
+            textgen,
+            "POST",
+            "/v1/generations",
+            json=request.model_dump(mode="json", exclude_none=True),
+        )
+    return GenerationResponse.model_validate(body)

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 
 from talkative.commands.options import add_models_dir
+from talkative.stack import ModelServer, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = ROOT / "serving"
@@ -217,19 +218,6 @@ def _spawn_model_server(args: argparse.Namespace, env: dict[str, str]) -> subpro
     )
 
 
-def _model_env(prefix: str, args: argparse.Namespace) -> dict[str, str]:
-    if args.backend == "inprocess":
-        return {}
-    return {
-        f"{prefix}_MODEL_BACKEND": args.backend,
-        f"{prefix}_MODEL_SERVER_HOST": "127.0.0.1",
-        f"{prefix}_MODEL_SERVER_GRPC_PORT": str(args.model_server_port),
-        f"{prefix}_MODEL_SERVER_REST_PORT": str(args.model_server_rest_port),
-        f"{prefix}_MODEL_VERSION_LABEL": args.label,
-        f"{prefix}_MODEL_VERSION_POLL_S": f"{args.config_poll:g}",
-    }
-
-
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -300,54 +288,28 @@ def _stop(children: list[Child], timeout_s: float) -> None:
 
 def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-    models_dir = str(args.models_dir.resolve())
-    caption_url = f"http://127.0.0.1:{args.caption_port}"
-    textgen_url = f"http://127.0.0.1:{args.textgen_port}"
-    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    gateway_url = f"http://{shown_host}:{args.port}"
-    specs = [
-        (
-            "caption-service",
-            "caption_service.main",
-            caption_url,
-            {
-                "CAPTION_HOST": "127.0.0.1",
-                "CAPTION_PORT": str(args.caption_port),
-                "CAPTION_MODEL_REPOSITORY": models_dir,
-                "CAPTION_LOG_FORMAT": args.log_format,
-            }
-            | _model_env("CAPTION", args),
+    # The same builder as `tell`, `caption` and `generate`, as child processes this time.
+    stack = Stack(
+        args.models_dir,
+        text_models=args.text_models.split(",") if args.text_models else None,
+        log_format=args.log_format,
+        model_server=None
+        if args.backend == "inprocess"
+        else ModelServer(
+            args.backend,
+            grpc_port=args.model_server_port,
+            rest_port=args.model_server_rest_port,
+            label=args.label,
+            poll_s=args.config_poll,
         ),
-        (
-            "textgen-service",
-            "textgen_service.main",
-            textgen_url,
-            {
-                "TEXTGEN_HOST": "127.0.0.1",
-                "TEXTGEN_PORT": str(args.textgen_port),
-                "TEXTGEN_MODEL_REPOSITORY": models_dir,
-                "TEXTGEN_LOG_FORMAT": args.log_format,
-            }
-            | _model_env("TEXTGEN", args)
-            | (
-                {"TEXTGEN_MODELS": '["' + '","'.join(args.text_models.split(",")) + '"]'}
-                if args.text_models
-                else {}
-            ),
-        ),
-        (
-            "gateway",
-            "gateway_service.main",
-            gateway_url,
-            {
-                "GATEWAY_HOST": args.host,
-                "GATEWAY_PORT": str(args.port),
-                "GATEWAY_CAPTION_URL": caption_url,
-                "GATEWAY_TEXTGEN_URL": textgen_url,
-                "GATEWAY_LOG_FORMAT": args.log_format,
-            },
-        ),
-    ]
+    )
+    specs = stack.processes(
+        host=args.host,
+        port=args.port,
+        caption_port=args.caption_port,
+        textgen_port=args.textgen_port,
+    )
+    gateway_url = specs[-1].url
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     children: list[Child] = []
     code = 0
@@ -363,8 +325,10 @@ def run(args: argparse.Namespace) -> int:
             )
             children.append(server)
             _wait_ready([server], time.monotonic() + args.ready_timeout)
-        for name, module, url, extra in specs:
-            children.append(Child(name, url, partial(_spawn, name, module, env | extra)))
+        for spec in specs:
+            children.append(
+                Child(spec.name, spec.url, partial(_spawn, spec.name, spec.module, env | spec.env))
+            )
         _wait_ready(
             [c for c in children if c.name != "model-server"],
             time.monotonic() + args.ready_timeout,

@@ -1,7 +1,8 @@
-"""`talkative tell`: photo -> caption -> story, the whole chain in this process.
+"""`talkative tell`: photo -> caption -> story, the whole stack in this process.
 
-caption-service, textgen-service and the gateway's chain are the real ones; they
-talk over httpx's in-memory ASGI transport instead of sockets, so no server runs.
+caption-service, textgen-service and the gateway are the real apps (talkative/stack.py);
+they talk over httpx's in-memory ASGI transport instead of sockets, so no server runs,
+and the story is asked for as any client asks: POST /v1/stories, then the card's URL.
 """
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ import argparse
 import asyncio
 import mimetypes
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from services.problems import Problem
+from services.errors import TalkativeError
 from services.validation import describe_validation_errors
 from talkative.commands.options import add_models_dir
+from talkative.errors import EPILOG, EXIT_USAGE, report
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from gateway_service.schemas import StoryOptions, StoryResponse
+    from talkative.stack import Stack
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tell a story about a photo (caption, seed, story), in this process",
         description="Caption IMAGE, frame the caption as a seed for the text model and continue "
         "it, with every model loaded in this process (no server needed). Prints the caption "
-        "and the story; --card also writes the story card. See docs/gateway.md.",
+        "and the story; --card also writes the story card. The gateway's POST /v1/stories "
+        "does the work, with its checks and limits (GATEWAY_*, CAPTION_* and TEXTGEN_* "
+        "environment variables included). See docs/gateway.md.",
+        epilog=EPILOG,
     )
     p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, GIF)")
     p.add_argument(
@@ -91,20 +93,24 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for err in describe_validation_errors(exc.errors()):
             print(f"error: --{err['field'].replace('_', '-')}: {err['message']}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         data = args.image.read_bytes()
     except OSError as exc:
         print(f"error: cannot read {args.image}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    from talkative.stack import Stack
+
+    # Load only the text model asked for (or the default one), not every model on disk.
+    text_model = options.model or Stack(args.models_dir).textgen_settings().default_model
+    stack = Stack(args.models_dir, text_models=[text_model], default_text_model=text_model)
     content_type = mimetypes.guess_type(args.image.name)[0] or "application/octet-stream"
     try:
         story, card = asyncio.run(
-            _tell(args.models_dir, data, args.image.name, content_type, options, args.card)
+            _tell(stack, data, args.image.name, content_type, options, args.card is not None)
         )
-    except Problem as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return 2 if exc.status < 500 else 1
+    except TalkativeError as exc:
+        return report(exc)
     print(f"Caption: {story.caption}")
     print()
     print(story.story)
@@ -119,59 +125,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@asynccontextmanager
-async def _running(app: FastAPI) -> AsyncIterator[Any]:
-    """The app's lifespan (model loading), then an in-memory transport to it."""
-    import httpx
-
-    async with app.router.lifespan_context(app):
-        yield httpx.ASGITransport(app=app)
-
-
 async def _tell(
-    models_dir: Path,
+    stack: Stack,
     data: bytes,
     filename: str,
     content_type: str,
     options: StoryOptions,
-    card_path: Path | None,
+    want_card: bool,
 ) -> tuple[StoryResponse, bytes | None]:
-    from gateway_service import stories
-    from gateway_service.settings import GatewaySettings
-    from services.images import read_image
+    from gateway_service.schemas import StoryResponse
+    from services.images import probe_image
+    from talkative.stack import call
 
-    # Fail fast on a bad photo, before any model loads (decoded small: only a check).
-    # One story, in this process: its store is memory, whatever GATEWAY_STORE_URL says.
-    settings = GatewaySettings(
-        caption_url="http://caption", textgen_url="http://textgen", store_url="memory://"
-    )
-    read_image(
-        data,
-        max_pixels=settings.max_image_pixels,
-        max_side=settings.image_max_side,
-        max_bytes=settings.max_image_bytes,
-    )
-
-    from caption_service.main import create_app as caption_app
-    from caption_service.settings import CaptionSettings
-    from gateway_service.main import build_chain
-    from textgen_service.main import create_app as textgen_app
-    from textgen_service.settings import TextgenSettings
-
-    # Load only the text model asked for (or the default one), not every model on disk.
-    model = options.model or TextgenSettings().default_model
-    textgen_settings = TextgenSettings(
-        model_repository=models_dir, models=[model], default_model=model
-    )
-    async with AsyncExitStack() as stack:
-        caption_transport = await stack.enter_async_context(
-            _running(caption_app(CaptionSettings(model_repository=models_dir)))
+    # Fail fast on a file that is no photo, before any model loads: the header only, so
+    # the gateway's decode stays the one full decode of this story.
+    probe_image(data, max_pixels=stack.gateway_settings().max_image_pixels)
+    # The form fields are StoryOptions' own names, as the route reads them.
+    form = {name: str(value) for name, value in options.model_dump(exclude_none=True).items()}
+    async with stack.gateway() as gateway:
+        body = await call(
+            gateway,
+            "POST",
+            "/v1/stories",
+            files={"image": (filename, data, content_type)},
+            data=form,
         )
-        textgen_transport = await stack.enter_async_context(_running(textgen_app(textgen_settings)))
-        chain = build_chain(settings, caption_transport, textgen_transport)
-        stack.push_async_callback(chain.close)
-        story = await stories.tell(chain, data, filename, content_type, options)
-        card = None
-        if card_path is not None:
-            card = await stories.card_png(chain, story.id)
-        return story, card
+        story = StoryResponse.model_validate(body)
+        card = (await call(gateway, "GET", story.card_url)).content if want_card else None
+    return story, card

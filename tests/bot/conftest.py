@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The editable install maps packages found when it ran; until it is re-run after bot_service
 # appeared, find the package (and the repo's own) by path. Subprocesses get the same path.
 PYTHONPATH = os.pathsep.join([str(ROOT / "bot-service"), str(ROOT)])
+CRASH_HOOK = ROOT / "tests" / "support" / "crash_hook"
 if str(ROOT / "bot-service") not in sys.path:
     sys.path.insert(0, str(ROOT / "bot-service"))
 
@@ -183,8 +184,9 @@ def run_bot(
 ) -> subprocess.CompletedProcess[str]:
     """`bot-service run --once` (or other args) in a real subprocess, in `cwd` (no stray .env)."""
     full = {**_clean_environ(), **env}
-    if crash_at:
+    if crash_at:  # tests/support/crashpoints.py, armed by the hook's sitecustomize
         full["BOT_CRASH_AT"] = crash_at
+        full["PYTHONPATH"] = os.pathsep.join([str(CRASH_HOOK), full["PYTHONPATH"]])
     return subprocess.run(
         [sys.executable, "-m", "bot_service.cli", "run", *(args or ("--once",))],
         env=full,

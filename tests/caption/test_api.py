@@ -128,3 +128,36 @@ def test_refuses_to_start_on_a_model_that_breaks_the_contract(tmp_path: Path) ->
     # ...and the service never starts serving on such a model.
     with pytest.raises(RuntimeError, match="failed to start"), serve(create_app(settings)):
         pass
+
+
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_beam_size_sets_how_many_captions_are_searched(client: httpx.Client, width: int) -> None:
+    response = client.post(
+        "/v1/captions",
+        files={"image": ("p.jpg", photo("chelsea", "JPEG"), "image/jpeg")},
+        data={"beam_size": str(width)},
+    )
+    assert response.status_code == 200, response.text
+    captions = response.json()["captions"]
+    assert len(captions) == width and captions[0]["text"] == "a cat lying on a table."
+
+
+@pytest.mark.parametrize("width", ["0", "11", "three", "2.5"])
+def test_beam_size_out_of_range_is_refused(client: httpx.Client, width: str) -> None:
+    response = client.post(
+        "/v1/captions",
+        files={"image": ("p.jpg", photo("chelsea", "JPEG"), "image/jpeg")},
+        data={"beam_size": width},
+    )
+    assert_problem(response, 422, "beam_size")
+    assert response.json()["errors"][0]["field"] == "beam_size"
+
+
+def test_beam_size_is_documented(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    body = document["paths"]["/v1/captions"]["post"]["requestBody"]["content"]
+    schema_ref = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    field = document["components"]["schemas"][schema_ref]["properties"]["beam_size"]
+    bounded = next(s for s in field.get("anyOf", [field]) if s.get("type") == "integer")
+    assert bounded["minimum"] == 1 and bounded["maximum"] == 10
+    assert "beam" in field["description"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
+from services.errors import InvalidInput, status_of
 from services.images import read_image, to_png
-from services.problems import Problem
 
 GRACE_HOPPER = Path(
     __import__("matplotlib").get_data_path(), "sample_data", "grace_hopper.jpg"
@@ -22,11 +22,11 @@ def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
     return out.getvalue()
 
 
-def rejected(data: bytes, *words: str, **kwargs: object) -> Problem:
-    with pytest.raises(Problem) as caught:
+def rejected(data: bytes, *words: str, **kwargs: object) -> InvalidInput:
+    with pytest.raises(InvalidInput) as caught:
         read_image(data, **kwargs)  # type: ignore[arg-type]
     problem = caught.value
-    assert problem.status == 422
+    assert status_of(problem) == 422
     assert problem.detail.startswith("image: ")
     assert problem.extra["errors"][0]["field"] == "image"
     for word in words:
@@ -132,7 +132,7 @@ def test_decompression_bomb(side: int) -> None:
 
 
 def test_field_name_is_reported() -> None:
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(InvalidInput) as caught:
         read_image(b"", field="media")
     assert caught.value.detail.startswith("media: ")
 
@@ -141,3 +141,19 @@ def test_to_png_round_trips() -> None:
     image = read_image(GRACE_HOPPER)
     again = read_image(to_png(image))
     assert again.tobytes() == image.tobytes()
+
+
+def test_probe_reads_the_header_only() -> None:
+    from services.images import probe_image
+
+    assert probe_image(GRACE_HOPPER) == (512, 600)
+    # Cut short after its header: the probe cannot tell, the decode refuses it.
+    half = GRACE_HOPPER[: len(GRACE_HOPPER) // 2]
+    assert probe_image(half) == (512, 600)
+    rejected(half, "damaged or cut short")
+    for data, says in ((b"", "empty"), (b"plain text", "not a JPEG")):
+        with pytest.raises(InvalidInput, match=says):
+            probe_image(data)
+    bomb = encode(Image.new("1", (20_000, 20_000)), "PNG")
+    with pytest.raises(InvalidInput, match="pixels"):
+        probe_image(bomb)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.dockerignore import PatternMatcher, context_files, read_patterns
+from tests.support.service_images import SERVICES, dockerfile
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 # Paths that must never reach a builder, whatever else changes.
 NEVER = (
     ".venv/bin/python",
@@ -55,7 +55,7 @@ KEEP = (
     "README.md",
     "services/__init__.py",
     "services/model_client/protos/__init__.py",
-    "gateway/Dockerfile",
+    "deploy/docker/service.Dockerfile",
     "gateway/gateway_service/static/index.html",
     "serving/models.config",
     "serving/batching_parameters.txt",
@@ -64,9 +64,9 @@ KEEP = (
 )
 
 
-def copy_sources(dockerfile: Path) -> list[str]:
+def copy_sources(image: str) -> list[str]:
     """Sources of every COPY/ADD that reads the build context (not `--from=` a stage)."""
-    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
+    text = re.sub(r"\\\n", " ", image)
     sources = []
     for line in text.splitlines():
         match = re.match(r"\s*(COPY|ADD)\s+(.*)", line, re.IGNORECASE)
@@ -178,25 +178,23 @@ def test_docker_py_agrees(tmp_path: Path) -> None:
 
 
 def test_every_path_a_dockerfile_copies_is_in_the_context(context: set[str]) -> None:
-    assert len(DOCKERFILES) == 4, DOCKERFILES
+    assert len(SERVICES) == 4, SERVICES
     tracked = tracked_files()
-    for dockerfile in DOCKERFILES:
-        sources = copy_sources(dockerfile)
-        assert sources, f"{dockerfile} copies nothing from the context"
+    for service in SERVICES:
+        sources = copy_sources(dockerfile(service))
+        assert sources, f"{service}'s image copies nothing from the context"
         for source in sources:
             if any(ch in source for ch in "*?["):
-                assert fnmatch.filter(context, source), (
-                    f"{dockerfile}: COPY {source} matches nothing"
-                )
+                assert fnmatch.filter(context, source), f"{service}: COPY {source} matches nothing"
                 continue
             if (ROOT / source).is_dir():
                 # every tracked file of a copied folder goes, so no package file is lost
                 wanted = {p for p in tracked if p.startswith(source + "/")}
-                assert wanted, f"{dockerfile}: COPY {source}/ holds no tracked file"
+                assert wanted, f"{service}: COPY {source}/ holds no tracked file"
                 missing = wanted - context
-                assert not missing, f"{dockerfile}: COPY {source}/ would lose {sorted(missing)}"
+                assert not missing, f"{service}: COPY {source}/ would lose {sorted(missing)}"
             else:
-                assert source in context, f"{dockerfile}: COPY {source} is not in the context"
+                assert source in context, f"{service}: COPY {source} is not in the context"
 
 
 def test_the_checkouts_context_is_small_and_clean(context: set[str]) -> None:

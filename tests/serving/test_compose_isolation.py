@@ -17,6 +17,7 @@ import yaml
 from bot_service.settings import SECRET_FIELDS
 from tests.serving.test_deployment import SERVICES, compose_config, host_ip
 from tests.support.dockerignore import PatternMatcher, read_patterns
+from tests.support.service_images import dockerfile
 from training.serving_warmup import DEFAULT_BATCH_SIZES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_every_process_runs_as_a_non_root_user(gpu: dict[str, Any]) -> None:
     for name in SERVICES:
         override = str(services[name].get("user", ""))
         assert override.split(":")[0] not in ("0", "root"), name
-        text = (ROOT / name / "Dockerfile").read_text(encoding="utf-8")
+        text = dockerfile(name)
         uid = re.search(r"useradd .*--uid (\d+)", text)
         runtime_user = re.search(r"^USER (\S+)", text.split("AS runtime", 1)[1], re.MULTILINE)
         assert uid and int(uid.group(1)) > 0 and runtime_user, name
@@ -232,11 +233,16 @@ def test_the_healthcheck_checks_models_and_the_gpu(
     gpu: dict[str, Any], cpu: dict[str, Any]
 ) -> None:
     check = gpu["services"]["tfserving"]["healthcheck"]["test"]
-    assert check[:3] == ["CMD", "bash", "/config/healthcheck.sh"]
+    assert check[:3] == ["CMD", "bash", "/healthcheck.sh"]
     assert set(check[3:]) == listed_models()
     assert gpu["services"]["tfserving"]["environment"]["TFSERVING_REQUIRE_GPU"] == "1"
     assert cpu["services"]["tfserving"]["environment"]["TFSERVING_REQUIRE_GPU"] == "0"
-    assert (ROOT / "serving" / "healthcheck.sh").is_file()  # /config is ./serving
+    mounts = dict(
+        (v["target"], v["source"]) if isinstance(v, dict) else (v.split(":")[1], v.split(":")[0])
+        for v in gpu["services"]["tfserving"]["volumes"]
+    )
+    # the one copy, which kustomize's ConfigMap reads too
+    assert mounts["/healthcheck.sh"].endswith("deploy/k8s/base/serving-config/healthcheck.sh")
 
 
 def test_the_monitoring_overlay(monitored: dict[str, Any], gpu: dict[str, Any]) -> None:

@@ -20,15 +20,10 @@ from google.protobuf import (
     wrappers_pb2,
 )
 
+from tests.support.service_images import SERVICES, TEMPLATE, dockerfile
 from training.serving_warmup import DEFAULT_BATCH_SIZES
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {
-    "textgen-service": 8002,
-    "caption-service": 8001,
-    "gateway": 8000,
-    "bot-service": 8004,
-}
 
 
 class Reset:
@@ -124,14 +119,16 @@ def test_compose_file_validates_with_gpu_for_tfserving(tmp_path):
     ):
         assert flag in flags, flag
     mounts = dict(volume(v) for v in tfs["volumes"])
-    assert mounts == {"/models": True, "/config": True}  # target -> read-only
+    assert mounts == {"/models": True, "/config": True, "/healthcheck.sh": True}  # read-only
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
         for dependency in service.get("depends_on", {}).values():
             assert dependency["condition"] == "service_healthy", name
     for name in SERVICES:
-        assert services[name]["build"]["dockerfile"] == f"{name}/Dockerfile"
+        build = services[name]["build"]
+        assert build["dockerfile"] == TEMPLATE.relative_to(ROOT).as_posix()
+        assert build["args"]["SERVICE"] == name and build["args"]["PORT"] == str(SERVICES[name])
     assert set(services["textgen-service"]["depends_on"]) == {"tfserving"}
     assert set(services["gateway"]["depends_on"]) == {"caption-service", "textgen-service"}
     env = services["textgen-service"]["environment"]
@@ -183,7 +180,7 @@ def test_env_example_sets_every_variable_the_compose_files_use():
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_dockerfiles_are_multistage_nonroot_with_healthcheck(service):
-    text = (ROOT / service / "Dockerfile").read_text()
+    text = dockerfile(service)
     stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.MULTILINE)
     assert stages == ["build", "runtime"]
     runtime = text.split("AS runtime", 1)[1]
@@ -225,7 +222,7 @@ def _pip_installs(dockerfile: str) -> list[str]:
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_service_images_install_no_tensorflow(service):
     """The services call TF Serving; none of their images carries a TensorFlow wheel."""
-    text = (ROOT / service / "Dockerfile").read_text()
+    text = dockerfile(service)
     installs = _pip_installs(text)
     assert installs, "the image installs the project"
     extras = _extras()

@@ -14,6 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
+from tests.support.service_images import dockerfile
 
 IMAGES = {"caption-service": "caption", "textgen-service": "textgen", "gateway": "gateway",
           "bot-service": "bot"}  # fmt: skip
@@ -78,7 +79,7 @@ def test_each_image_lock_is_complete_and_agrees_with_the_constraints(
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_dockerfile_installs_its_lock_before_any_source(image: str) -> None:
-    lines = (ROOT / image / "Dockerfile").read_text().splitlines()
+    lines = dockerfile(image).splitlines()
     stages = [i for i, line in enumerate(lines) if line.startswith("FROM")]
     build = lines[stages[0] : stages[1]]
     lock_copy = build.index(f"COPY requirements/{image}.txt ./requirements/")

@@ -21,7 +21,7 @@ FILES = (
     "docker-compose.cpu.yml",
     "docker-compose.monitoring.yml",
     ".env.example",
-    *(p.relative_to(ROOT).as_posix() for p in ROOT.glob("*/Dockerfile")),
+    "deploy/docker/service.Dockerfile",
 )
 FAKE_DOCKER = """#!/usr/bin/env bash
 # docker buildx imagetools inspect REF --format '{{json .Manifest}}'
@@ -98,7 +98,7 @@ def test_pins_every_pulled_image_to_the_digest_its_tag_points_at(checkout: Path)
     )
     assert (
         "ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:"
-        in (checkout / "gateway" / "Dockerfile").read_text()
+        in (checkout / "deploy" / "docker" / "service.Dockerfile").read_text()
     )
     assert run(checkout, "--check").returncode == 0
 

@@ -1,4 +1,5 @@
-"""serving/healthcheck.sh, TF Serving's compose healthcheck, run as the container runs it.
+"""deploy/k8s/base/serving-config/healthcheck.sh, TF Serving's compose healthcheck (and
+Kubernetes probe), run as the container runs it.
 
 The model part talks to `talkative model-server` (TF Serving's REST API) over the same
 bare HTTP/1.0 request; the GPU part reads a made-up process table (PROC_ROOT), since no
@@ -19,7 +20,7 @@ from tests.support.model_server import ModelServerProcess, serve_repository
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "serving" / "healthcheck.sh"
+SCRIPT = ROOT / "deploy" / "k8s" / "base" / "serving-config" / "healthcheck.sh"
 
 
 def healthcheck(*models: str, port: int = 8501, **env: str) -> tuple[int, str]:

@@ -21,22 +21,23 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import numpy as np
 import pytest
 
 from caption_service.main import create_app as caption_app
 from caption_service.settings import CaptionSettings
 from services.model_client import (
     FollowedVersion,
+    Inputs,
     ModelClient,
     ModelNotFound,
     ModelUnavailable,
+    Outputs,
     SignatureInfo,
     version_poll_interval,
 )
@@ -417,13 +418,8 @@ class FakeClient(ModelClient):
         return self.version
 
     async def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        signature: str,
-        version: int | None = None,
-    ) -> dict[str, np.ndarray]:
+        self, model: str, inputs: Inputs, *, signature: str, version: int | None = None
+    ) -> Outputs:
         raise AssertionError("not called")
 
     async def signature(

@@ -5,6 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The sizes every tiny char-LSTM of the tests shares (each test picks its units and steps).
+TINY_CHAR_LSTM: dict[str, Any] = dict(
+    embed_dim=8, batch_size=4, seq_len=16, eval_streams=2, threads=1
+)
 
 
 def write_tiny_corpus(corpus: Path, text: str, name: str = "tiny") -> Path:
@@ -33,17 +41,48 @@ def train_tiny_char_lstm(corpus: Path, run: Path) -> Path:
             corpus=corpus,
             run_dir=run,
             units=24,
-            embed_dim=8,
-            batch_size=4,
-            seq_len=16,
             steps=6,
             eval_every=3,
-            eval_streams=2,
             warmup_steps=2,
-            threads=1,
+            **TINY_CHAR_LSTM,
         )
     )
     return run
+
+
+def call_generate(
+    fn: Any,
+    prompts: list[list[int]],
+    n: int | list[int],
+    *,
+    temperature: float | list[float] = 0.0,
+    top_k: int | list[int] = 0,
+    top_p: float | list[float] = 1.0,
+    seed: int | list[int] = 1,
+) -> dict[str, np.ndarray]:
+    """One call of a `generate` function (a SavedModel signature or a generator's method):
+    the prompts right-padded, each knob given once for every row or as one value a row."""
+    import tensorflow as tf
+
+    batch = len(prompts)
+    ids = np.zeros((batch, max(map(len, prompts))), np.int32)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p)] = p
+
+    def per_row(value: object, dtype: type) -> tf.Tensor:
+        values = value if isinstance(value, list) else [value] * batch
+        return tf.constant(np.asarray(values, dtype))
+
+    out = fn(
+        prompt_ids=tf.constant(ids),
+        prompt_lengths=tf.constant([len(p) for p in prompts], tf.int32),
+        max_new_tokens=per_row(n, np.int32),
+        temperature=per_row(temperature, np.float32),
+        top_k=per_row(top_k, np.int32),
+        top_p=per_row(top_p, np.float32),
+        seed=per_row(seed, np.int64),
+    )
+    return {k: v.numpy() for k, v in out.items()}
 
 
 def export_broken_generate(target: Path, *, assets: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,6 +56,43 @@ def test_prompt_is_fitted_to_the_alphabet(client: httpx.Client) -> None:
     assert norm["changed"] is True
     assert norm["prompt"] == "And the king said été"
     assert norm["replaced"]["\U0001f600"] == ""
+
+
+def test_a_raw_prompt_is_fitted_and_the_fitted_prompt_returned(client: httpx.Client) -> None:
+    """Clients send prompts as written; the answer says what the model read, in the
+    characters /v1/models publishes for it."""
+    (model,) = client.get("/v1/models").json()["models"]
+    known = set(model["alphabet"])
+    prompt = "Ça, c’est l’été — 2024 ☃ « ZOË »"
+    assert not set(prompt) <= known
+    body = post(client, prompt=prompt).json()
+    read = body["normalisation"]["prompt"]
+    assert read and set(read) <= known and body["normalisation"]["changed"] is True
+    assert set(prompt) - known <= set(body["normalisation"]["replaced"])
+    again = post(client, prompt=read).json()  # what was read is read as it is
+    assert again["normalisation"]["changed"] is False and again["text"] == body["text"]
+
+
+def test_models_publish_how_they_read_a_prompt(client: httpx.Client, tiny_repository: Path) -> None:
+    (model,) = client.get("/v1/models").json()["models"]
+    vocab = json.loads((tiny_repository / "tiny_en/1/assets.extra/vocab.json").read_text())
+    assert model["tokenizer"] == "characters"
+    assert model["alphabet"] == vocab["chars"]  # in vocabulary order
+
+
+def test_a_prompt_with_nothing_readable_is_a_clear_422(client: httpx.Client) -> None:
+    problem = assert_problem(post(client, prompt="中文 😀"), 422, "no character")
+    assert problem["detail"] == (
+        "The prompt has no character that tiny_en knows; "
+        "write it in the model's language and alphabet."
+    )
+    assert problem["errors"] == [{"field": "prompt", "message": "nothing left after normalisation"}]
+
+
+def test_an_unknown_model_keeps_its_problem_document(client: httpx.Client) -> None:
+    problem = assert_problem(post(client, model="gpt9"), 404, "unknown model")
+    assert problem["title"] == "Unknown model"
+    assert problem["errors"] == [{"field": "model", "message": "no such model"}]
 
 
 def test_models_are_described_from_their_cards(client: httpx.Client) -> None:

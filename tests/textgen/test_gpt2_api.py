@@ -87,6 +87,10 @@ def test_both_families_are_listed_from_their_cards(client: httpx.Client) -> None
     gpt2 = next(m for m in body["models"] if m["name"] == "tiny_gpt2")
     assert gpt2["max_new_tokens"] == CONTEXT - CONTEXT // 4  # a quarter kept for the prompt
     assert gpt2["card"]["tokenizer"]["type"] == "byte_level_bpe"
+    # How each reads a prompt, published so that no client has to guess by kind.
+    assert gpt2["tokenizer"] == "byte_level_bpe" and gpt2["alphabet"] is None
+    lstm = next(m for m in body["models"] if m["name"] == "tiny_en")
+    assert lstm["tokenizer"] == "characters" and "a" in lstm["alphabet"]
     assert gpt2["parameters"] > 0
 
 

@@ -4,46 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from services.model_client import Outputs
+from tests.support.text_models import TINY_CHAR_LSTM, call_generate
 from training.char_lstm.export import load_keras_from_export
 from training.char_lstm.train import TrainConfig, stream_windows, train
 from training.char_lstm.vocab import CharVocab
 
 
-def call(
-    export: Path,
-    prompts: list[list[int]],
-    n: int | list[int],
-    *,
-    temperature: float | list[float] = 0.0,
-    top_k: int | list[int] = 0,
-    top_p: float | list[float] = 1.0,
-    seed: int | list[int] = 1,
-) -> dict[str, np.ndarray]:
-    fn = tf.saved_model.load(str(export)).signatures["generate"]
-    batch = len(prompts)
-    ids = np.zeros((batch, max(map(len, prompts))), np.int32)
-    for i, p in enumerate(prompts):
-        ids[i, : len(p)] = p
-
-    def per_row(value: object, dtype: type) -> tf.Tensor:
-        values = value if isinstance(value, list) else [value] * batch
-        return tf.constant(np.asarray(values, dtype))
-
-    out = fn(
-        prompt_ids=tf.constant(ids),
-        prompt_lengths=tf.constant([len(p) for p in prompts], tf.int32),
-        max_new_tokens=per_row(n, np.int32),
-        temperature=per_row(temperature, np.float32),
-        top_k=per_row(top_k, np.int32),
-        top_p=per_row(top_p, np.float32),
-        seed=per_row(seed, np.int64),
+def call(export: Path, prompts: list[list[int]], n: int | list[int], **knobs: Any) -> Outputs:
+    """The export's `generate` signature on these prompts (knobs: see call_generate)."""
+    return call_generate(
+        tf.saved_model.load(str(export)).signatures["generate"], prompts, n, **knobs
     )
-    return {k: v.numpy() for k, v in out.items()}
 
 
 @pytest.fixture(scope="module")
@@ -81,28 +59,24 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_path
     cfg = dict(
         corpus=tiny_corpus,
         units=16,
-        embed_dim=8,
-        batch_size=4,
-        seq_len=16,
         steps=8,
         eval_every=4,
-        eval_streams=2,
         warmup_steps=2,
-        threads=1,
         seed=5,
+        **TINY_CHAR_LSTM,
     )
-    straight = train(TrainConfig(run_dir=tmp_path / "a", **cfg))  # type: ignore[arg-type]
+    straight = train(TrainConfig(run_dir=tmp_path / "a", **cfg))
     # Stop mid-epoch at step 3 (as a crash after a checkpoint would), then the same command.
-    stopped = train(TrainConfig(run_dir=tmp_path / "b", stop_after=3, **cfg))  # type: ignore[arg-type]
+    stopped = train(TrainConfig(run_dir=tmp_path / "b", stop_after=3, **cfg))
     assert stopped == {"steps": 3, "stopped_early": True}
     assert json.loads((tmp_path / "b/checkpoints/state.json").read_text())["step"] == 3
-    resumed = train(TrainConfig(run_dir=tmp_path / "b", **cfg))  # type: ignore[arg-type]
+    resumed = train(TrainConfig(run_dir=tmp_path / "b", **cfg))
     assert resumed["steps"] == 8
     assert resumed["final_valid_nats_per_char"] == pytest.approx(
         straight["final_valid_nats_per_char"], rel=1e-5
     )
     with pytest.raises(SystemExit, match="another configuration"):
-        train(TrainConfig(run_dir=tmp_path / "b", **{**cfg, "units": 8}))  # type: ignore[arg-type]
+        train(TrainConfig(run_dir=tmp_path / "b", **{**cfg, "units": 8}))
 
 
 def test_a_corpus_too_small_for_one_batch_is_refused(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from services.model_client import GENERATE, ModelRepository
 from services.model_client.inprocess import InProcessClient
+from tests.support.text_models import call_generate as call
 from training.gpt2.export import WARMUP_FILE, GPT2Generator, export_run, weights_from_export
 from training.gpt2.model import GPT2Config, build_model, from_weights, to_weights
 from training.gpt2.tokenizer import (
@@ -44,37 +45,6 @@ TINY = dict(
     jit=False,
     seed=3,
 )
-
-
-def call(
-    fn: Any,
-    prompts: list[list[int]],
-    n: int | list[int],
-    *,
-    temperature: float | list[float] = 0.0,
-    top_k: int | list[int] = 0,
-    top_p: float | list[float] = 1.0,
-    seed: int | list[int] = 1,
-) -> dict[str, np.ndarray]:
-    batch = len(prompts)
-    ids = np.zeros((batch, max(map(len, prompts))), np.int32)
-    for i, p in enumerate(prompts):
-        ids[i, : len(p)] = p
-
-    def per_row(value: object, dtype: type) -> tf.Tensor:
-        values = value if isinstance(value, list) else [value] * batch
-        return tf.constant(np.asarray(values, dtype))
-
-    out = fn(
-        prompt_ids=tf.constant(ids),
-        prompt_lengths=tf.constant([len(p) for p in prompts], tf.int32),
-        max_new_tokens=per_row(n, np.int32),
-        temperature=per_row(temperature, np.float32),
-        top_k=per_row(top_k, np.int32),
-        top_p=per_row(top_p, np.float32),
-        seed=per_row(seed, np.int64),
-    )
-    return {k: v.numpy() for k, v in out.items()}
 
 
 @pytest.fixture(scope="module")

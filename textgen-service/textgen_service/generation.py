@@ -2,16 +2,18 @@
 
 The model instance (one version) is taken once, so the limits, the vocabulary, the
 graph and the reported version all belong to the version that served the request.
+The prompt arrives as its writer wrote it; the model fits it (models/*.normalise) and
+the answer's `normalisation` says what it read.
 """
 
 from __future__ import annotations
 
 import secrets
 
-from services.problems import Problem
+from services.errors import InvalidInput
+from services.generation_schema import GenerationRequest, GenerationResponse, Normalisation
 from textgen_service.models import GenerationParams
 from textgen_service.registry import TextModelRegistry
-from textgen_service.schemas import GenerationRequest, GenerationResponse, Normalisation
 from textgen_service.settings import TextgenSettings
 
 
@@ -32,14 +34,14 @@ async def generate(
     if request.max_new_tokens > limit:
         errors.append({"field": "max_new_tokens", "message": f"at most {limit} for {model.name}"})
     if errors:
-        raise Problem(
-            422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
+        raise InvalidInput(
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
         )
-    seed = request.seed if request.seed is not None else secrets.randbits(63)
+    rng_seed = request.seed if request.seed is not None else secrets.randbits(63)
     result = await model.generate(
         request.prompt,
         GenerationParams(
-            request.max_new_tokens, request.temperature, request.top_k, request.top_p, seed
+            request.max_new_tokens, request.temperature, request.top_k, request.top_p, rng_seed
         ),
     )
     return GenerationResponse(
@@ -48,7 +50,7 @@ async def generate(
         version=model.version,
         tokens=result.tokens,
         finish_reason=result.finish_reason,
-        seed=seed,
+        seed=rng_seed,
         normalisation=Normalisation(
             changed=result.prompt.changed,
             prompt=result.prompt.text,

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from functools import partial
 
+from services.errors import NotFound
 from services.model_client import (
     FollowedVersion,
     ModelClient,
@@ -21,7 +22,6 @@ from services.model_client import (
     ModelRepository,
     version_poll_interval,
 )
-from services.problems import Problem
 from textgen_service.models import FAMILIES, TextModel
 from textgen_service.settings import TextgenSettings
 
@@ -108,8 +108,7 @@ class TextModelRegistry:
         try:
             return self.slots[name].current
         except KeyError:
-            raise Problem(
-                404,
+            raise NotFound(
                 f"Unknown model {name!r}; available: {', '.join(sorted(self.slots))}.",
                 title="Unknown model",
                 errors=[{"field": "model", "message": "no such model"}],

@@ -22,16 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from services.cli import command_parser
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m training.captioner.default",
-        description="Train the default captioner's decoder on synthetic ImageNet posteriors "
-        "with hand-written class captions, examine it on the offline photos, and export it "
-        "with its model card. Reproducible: the same seed gives the same weights.",
-    )
+    p = command_parser(main)
     p.add_argument("--out", type=Path, required=True, help="the model version directory to write")
     p.add_argument(
         "--run-dir",
@@ -278,6 +275,9 @@ def _card(args: argparse.Namespace, cfg: Any, metrics: dict[str, Any]) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the default captioner's decoder on synthetic ImageNet posteriors with hand-written
+    class captions, examine it on the offline photos, and export it with its model card.
+    Reproducible: the same seed gives the same weights."""
     metrics = build(_parse(argv))
     print(json.dumps({k: v for k, v in metrics.items() if k != "offline_photos"}, indent=2))
     return 0

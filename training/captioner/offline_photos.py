@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from services.cli import command_parser
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -100,14 +102,11 @@ def names_subject(caption: str, photo: Photo) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """Write the real photos that ship inside the installed wheels (scikit-image, scikit-learn,
+    matplotlib) as JPEG files, to try the captioner and `talkative tell` on."""
     from pathlib import Path
 
-    parser = argparse.ArgumentParser(
-        prog="python -m training.captioner.offline_photos",
-        description="Write the real photos that ship inside the installed wheels (scikit-image, "
-        "scikit-learn, matplotlib) as JPEG files, to try the captioner and `talkative tell` on.",
-    )
+    parser = command_parser(main)
     parser.add_argument(
         "--out",
         type=Path,

@@ -17,7 +17,6 @@ RUN_DIR gets `decoder.weights.h5` (the best held-out step), `decoder_config.json
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from services.cli import command_parser
 from training.captioner.bleu import corpus_bleu
 from training.captioner.datasets import (
     DATASET_KINDS,
@@ -39,6 +39,7 @@ from training.captioner.datasets import (
     split_dataset,
 )
 from training.captioner.vocab import UNK_ID, WordVocab, detokenize, tokenize
+from training.cli_common import print_json, trainer_options
 from training.tf_threads import configure_threads
 
 if TYPE_CHECKING:
@@ -416,13 +417,21 @@ def export_run(
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     d = TrainConfig(Path(), Path())
-    p = argparse.ArgumentParser(
-        prog="python -m training.captioner.train",
-        description="Train the captioner's decoder on an image+caption data set (COCO captions "
-        "JSON, a Flickr8k/Flickr30k caption file, or a folder of images with captions). Image "
-        "features are cached by content, the vocabulary comes from the training split, and "
-        "RUN_DIR gets decoder.weights.h5, decoder_config.json, vocab.json, loss_curve.png and "
-        "metrics.json (held-out loss and BLEU-4). Missing images are skipped with a warning.",
+    p = command_parser(
+        main,
+        parents=[
+            trainer_options(
+                d,
+                {
+                    "run_dir": "new directory for the run's outputs",
+                    "dropout": "dropout on the image features and the LSTM outputs (0 disables)",
+                    "batch_size": "image+caption pairs per step: one caption of each image drawn",
+                    "lr": "peak learning rate (Adam, cosine decay)",
+                    "seed": "random seed: the split, the weights and the batches",
+                    "eval_every": "held-out loss every N steps (the best step's weights are kept)",
+                },
+            )
+        ],
     )
     p.add_argument(
         "--data",
@@ -449,9 +458,6 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         choices=("skip", "error"),
         default=d.missing_images,
         help="what to do with images the annotations name but the images directory lacks",
-    )
-    p.add_argument(
-        "--run-dir", type=Path, required=True, help="new directory for the run's outputs"
     )
     p.add_argument(
         "--encoder-weights",
@@ -502,33 +508,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--embed-dim", type=int, default=d.embed_dim, help="word embedding size")
     p.add_argument("--units", type=int, default=d.units, help="LSTM units of the decoder")
     p.add_argument(
-        "--dropout",
-        type=float,
-        default=d.dropout,
-        help="dropout on the image features and the LSTM outputs (0 disables)",
-    )
-    p.add_argument("--steps", type=int, default=d.steps, help="optimisation steps")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="(image, caption) pairs per step: random images, one of their captions each",
-    )
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (Adam, cosine decay)")
-    p.add_argument(
         "--clip-norm", type=float, default=d.clip_norm, help="clip the global gradient norm"
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=d.seed,
-        help="random seed: the split, the weights and the batches",
-    )
-    p.add_argument(
-        "--eval-every",
-        type=int,
-        default=d.eval_every,
-        help="measure held-out loss every N steps (the best step's weights are kept)",
     )
     p.add_argument(
         "--held-out",
@@ -555,9 +535,6 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="training images (a seeded sample) also scored with BLEU-4, to compare with held-out",
     )
     p.add_argument(
-        "--threads", type=int, default=d.threads, help="TensorFlow CPU threads (0 = all cores)"
-    )
-    p.add_argument(
         "--export-to",
         type=Path,
         default=None,
@@ -572,8 +549,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         default=d.language,
         help="ISO 639-1 language of the captions, for the model card (with --export-to)",
     )
-    a = p.parse_args(argv)
-    values = vars(a)
+    values = vars(p.parse_args(argv))
     values["max_vocab"] = values["max_vocab"] or None
     return TrainConfig(**values)
 
@@ -591,6 +567,11 @@ def _show_warning(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the captioner's decoder on an image+caption data set (COCO captions JSON, a
+    Flickr8k/Flickr30k caption file, or a folder of images with captions). Image features are cached
+    by content, the vocabulary comes from the training split, and RUN_DIR gets decoder.weights.h5,
+    decoder_config.json, vocab.json, loss_curve.png and metrics.json (held-out loss and BLEU-4).
+    Missing images are skipped with a warning."""
     cfg = parse_args(argv)
     try:
         with warnings.catch_warnings():
@@ -600,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = {k: metrics[k] for k in ("held_out_loss", "bleu4", "bleu4_train", "examples")}
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    print_json(summary)
     return 0
 
 

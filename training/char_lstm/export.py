@@ -13,7 +13,6 @@ the GPT-2 export.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from datetime import UTC, datetime
@@ -25,6 +24,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
+from services.cli import command_parser
+from training.cli_common import checkpoint_option, export_options, print_json
 from training.sampling import (
     GENERATE_INPUT_SIGNATURE,
     filter_logits,
@@ -265,29 +266,19 @@ def export_run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m training.char_lstm.export",
-        description="Export a trained char-LSTM run as a TF Serving model version: SavedModel "
-        "with the `generate` signature, assets.extra/vocab.json and assets.extra/model_card.json.",
+    """Export a trained char-LSTM run as a TF Serving model version: SavedModel with the `generate`
+    signature, assets.extra/vocab.json and assets.extra/model_card.json."""
+    p = command_parser(
+        main,
+        parents=[
+            export_options(out_example="serving/models/char_lstm_en/1", name=None, language=None)
+        ],
     )
-    p.add_argument("--run-dir", type=Path, required=True, help="training run directory")
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="model version directory to create, e.g. serving/models/char_lstm_en/1",
-    )
-    p.add_argument("--name", required=True, help="model name as served, e.g. char_lstm_en")
-    p.add_argument("--language", required=True, help="ISO 639-1 language of the corpus")
-    p.add_argument(
-        "--checkpoint",
-        default="best",
-        choices=["best", "last"],
-        help="which checkpoint to export (default: best held-out loss)",
-    )
+    checkpoint_option(p)
     a = p.parse_args(argv)
-    card = export_run(a.run_dir, a.out, name=a.name, language=a.language, checkpoint=a.checkpoint)
-    print(json.dumps(card, indent=2, ensure_ascii=False))
+    print_json(
+        export_run(a.run_dir, a.out, name=a.name, language=a.language, checkpoint=a.checkpoint)
+    )
 
 
 if __name__ == "__main__":

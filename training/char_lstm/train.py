@@ -10,7 +10,6 @@ moments, carried state and history, so an interrupted run resumes exactly.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -18,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from services.cli import command_parser
 from training import run_state
+from training.cli_common import print_json, trainer_options
 from training.tf_threads import configure_threads
 
 
@@ -243,92 +244,48 @@ def _jsonable(cfg: TrainConfig) -> dict[str, object]:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     d = TrainConfig(Path(), Path())
-    p = argparse.ArgumentParser(
-        prog="python -m training.char_lstm.train",
-        description="Train a character-level LSTM on a corpus directory (train.txt, valid.txt). "
-        "Writes RUN_DIR/checkpoints (resumable), vocab.json, config.json, loss_curve.png and "
-        "result.json. Re-running the same command resumes an interrupted run.",
+    p = command_parser(
+        main,
+        parents=[
+            trainer_options(
+                d,
+                {
+                    "batch_size": "parallel contiguous streams of text per step",
+                    "lr": "peak learning rate (Adam)",
+                    "dropout": "dropout after each LSTM layer (0 disables)",
+                },
+            )
+        ],
     )
-    p.add_argument(
-        "--corpus",
-        type=Path,
-        required=True,
-        help="corpus directory built by python -m training.corpora",
+    model = p.add_argument_group("the model and its data")
+    model.add_argument("--units", type=int, default=d.units, help="LSTM units per layer")
+    model.add_argument("--layers", type=int, default=d.layers, help="stacked LSTM layers")
+    model.add_argument(
+        "--embed-dim", type=int, default=d.embed_dim, help="character embedding size"
     )
-    p.add_argument(
-        "--run-dir", type=Path, required=True, help="where checkpoints, curves and results go"
-    )
-    p.add_argument("--units", type=int, default=d.units, help="LSTM units per layer")
-    p.add_argument("--layers", type=int, default=d.layers, help="number of stacked LSTM layers")
-    p.add_argument("--embed-dim", type=int, default=d.embed_dim, help="character embedding size")
-    p.add_argument(
-        "--dropout",
-        type=float,
-        default=d.dropout,
-        help="dropout after each LSTM layer (0 disables)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="parallel contiguous streams of text per step",
-    )
-    p.add_argument(
+    model.add_argument(
         "--seq-len",
         type=int,
         default=d.seq_len,
         help="characters per stream per step (back-propagation length)",
     )
-    p.add_argument("--steps", type=int, default=d.steps, help="total optimisation steps")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (Adam)")
-    p.add_argument(
-        "--min-lr-ratio",
-        type=float,
-        default=d.min_lr_ratio,
-        help="final learning rate as a fraction of the peak (cosine decay)",
+    model.add_argument(
+        "--clipnorm", type=float, default=d.clipnorm, help="clip the global gradient norm to this"
     )
-    p.add_argument(
-        "--warmup-steps",
-        type=int,
-        default=d.warmup_steps,
-        help="linear warm-up steps before the cosine decay",
-    )
-    p.add_argument(
-        "--clipnorm",
-        type=float,
-        default=d.clipnorm,
-        help="clip the global gradient norm to this value",
-    )
-    p.add_argument(
-        "--eval-every",
-        type=int,
-        default=d.eval_every,
-        help="measure held-out loss and checkpoint every N steps",
-    )
-    p.add_argument(
+    model.add_argument(
         "--eval-streams",
         type=int,
         default=d.eval_streams,
         help="parallel pieces the held-out text is read in",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights and data order)")
-    p.add_argument(
-        "--threads", type=int, default=d.threads, help="TensorFlow CPU threads (0 = all cores)"
-    )
-    p.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        metavar="STEP",
-        help="checkpoint and stop at this step; the same command without it resumes",
-    )
-    a = p.parse_args(argv)
-    return TrainConfig(**{k: v for k, v in vars(a).items()})
+    return TrainConfig(**vars(p.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> None:
-    result = train(parse_args(argv))
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    """Train a character-level LSTM on a corpus directory (train.txt, valid.txt). Writes
+    RUN_DIR/checkpoints (resumable), vocab.json, config.json, loss_curve.png and result.json.
+    Re-running the same command resumes an interrupted run."""
+    print_json(train(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from services.cli import command_parser
 from training.corpora import kjv, segond
 
 BUILDERS = {"kjv_en": kjv.build, "segond_fr": segond.build}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.corpora",
-        description="Build clean UTF-8 training corpora from texts installed on this machine "
-        "(no network). Each corpus gets train.txt, valid.txt (whole books held out) and "
-        "manifest.json with sizes and SHA-256 checksums.",
-    )
+    """Build clean UTF-8 training corpora from texts installed on this machine (no network). Each
+    corpus gets train.txt, valid.txt (whole books held out) and manifest.json with sizes and SHA-256
+    checksums."""
+    parser = command_parser(main)
     parser.add_argument(
         "names",
         nargs="*",

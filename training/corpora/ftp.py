@@ -6,9 +6,10 @@ It behaves like `http.PoliteClient.download`, and returns the same `Download`:
 - one control connection per host, reused, reopened after an error;
 - the per-host `RateLimiter` of http.py; every command that opens a data connection
   (RETR, LIST, NLST) counts as a request, the gap counted from the end of the previous;
-- retries with exponential backoff and jitter on timeouts, dropped connections and 4xx
-  replies (transient by RFC 959); a 5xx reply (550: no such file) is permanent and raises
-  the `FetchError` that HTTP raises, with the reply code as its status;
+- retries by the shared policy (services/retries.py: exponential backoff and jitter) on
+  timeouts, dropped connections and 4xx replies (transient by RFC 959); a 5xx reply
+  (550: no such file) is permanent and raises the `FetchError` that HTTP raises, with
+  the reply code as its status;
 - a download goes to `NAME.part` and continues with REST after an interruption; when the
   server answers SIZE, the length is checked, so a transfer the server cut short (it may
   still say "226 Transfer complete") is detected and continued.
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from services.retries import Exhausted, Transient
 from training.corpora.http import Download, FetchError, Politeness, RateLimiter
 
 
@@ -102,9 +104,8 @@ class PoliteFTP:
         if parts.scheme != "ftp":
             raise ValueError(f"not an ftp:// URL: {url}")
         netloc, path = parts.netloc, unquote(parts.path)
-        p = self.politeness
-        last = "no attempt made"
-        for attempt in range(p.retries + 1):
+
+        def attempt() -> object:
             try:
                 conn = self._connect(netloc)
                 if transfer:
@@ -119,22 +120,26 @@ class PoliteFTP:
                 code = _reply_code(exc)
                 if code is not None and 500 <= code < 600 and code not in (530,):
                     raise FetchError(url, f"FTP {exc}", code) from exc
-                last = f"FTP {exc}"  # 530 login refused when the server is full: try later
-                self._drop(netloc)
+                self._drop(netloc)  # 530 login refused when the server is full: try later
+                raise Transient(f"FTP {exc}") from exc
             except ftplib.error_temp as exc:  # 4xx: "421 too many users", "450 busy"...
-                last = f"FTP {exc}"
                 self._drop(netloc)
+                raise Transient(f"FTP {exc}") from exc
             except (TimeoutError, _Transient, ftplib.Error, OSError, EOFError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
                 self._drop(netloc)
-            if attempt == p.retries:
-                break
-            if transfer:
-                # Deferred in the limiter rather than slept here: any transfer waits as well.
-                self.limiter.defer(netloc, p.backoff_delay(attempt))
+                raise Transient(f"{type(exc).__name__}: {exc}") from exc
+
+        def pause(seconds: float) -> None:
+            if transfer:  # deferred in the limiter rather than slept here: any transfer waits
+                self.limiter.defer(netloc, seconds)
             else:
-                self._sleep(p.backoff_delay(attempt))
-        raise FetchError(url, f"gave up after {p.retries + 1} attempts: {last}")
+                self._sleep(seconds)
+
+        try:
+            return self.politeness.policy().call(attempt, sleep=pause)
+        except Exhausted as exc:
+            reason = f"gave up after {exc.attempts} attempts: {exc.last}"
+            raise FetchError(url, reason) from exc.last
 
     # -- public -----------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ them gets blocked (and deserves to). Every request made through `PoliteClient`
   started *and* ended, so the rate the server measures never exceeds the limit,
 - carries a User-Agent that names the tool and where to complain,
 - has connect and read timeouts, so a stalled server never hangs the crawl,
-- is retried on timeouts, dropped connections, 429 and 5xx with exponential
-  backoff and jitter, waiting at least what a `Retry-After` header asks for.
+- is retried on timeouts, dropped connections, 429 and 5xx by the shared policy
+  (services/retries.py: exponential backoff and jitter, at least what a `Retry-After`
+  header asks for), the pauses taken in the per-host rate limiter.
 
 Downloads go to `NAME.part` and are renamed when complete; a download cut short
 is continued with a `Range` request rather than started again.
@@ -19,9 +20,7 @@ is continued with a `Range` request rather than started again.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import threading
 import time
 import urllib.robotparser
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from services.retries import Exhausted, RetryPolicy, Transient, retry_after_seconds
 from training.corpora.common import write_atomic
 
 USER_AGENT = "TalkativeCorpusBot/0.1 (+https://github.com/talkative/talkative; corpus research)"
@@ -54,21 +54,7 @@ class RobotsDisallowedError(FetchError):
     """robots.txt forbids this URL to our User-Agent."""
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+parse_retry_after = retry_after_seconds  # the shared parser, under the name tests use
 
 
 @dataclass
@@ -89,10 +75,15 @@ class Politeness:
         if self.rate <= 0:
             raise ValueError("rate must be positive (requests per second)")
 
-    def backoff_delay(self, attempt: int) -> float:
-        """Seconds before retry `attempt + 1`: doubling from `backoff`, capped, plus jitter."""
-        base = min(self.max_backoff, self.backoff * (2**attempt))
-        return base + random.uniform(0, self.backoff)  # jitter: many clients' retries spread out
+    def policy(self) -> RetryPolicy:
+        """The shared retry policy with these knobs (services/retries.py)."""
+        return RetryPolicy(
+            retries=self.retries,
+            backoff_s=self.backoff,
+            max_backoff_s=self.max_backoff,
+            statuses=RETRY_STATUSES,
+            max_retry_after_s=self.max_retry_after,
+        )
 
 
 class RateLimiter:
@@ -347,12 +338,10 @@ class PoliteClient:
             raise RobotsDisallowedError(url, "disallowed by robots.txt")
         crawl_delay = self._crawl_delay(url) if check_robots else None
         host = urlsplit(url).netloc
-        last_reason = "no attempt made"
-        last_status: int | None = None
-        for attempt in range(p.retries + 1):
+
+        def attempt() -> httpx.Response:
             self.limiter.wait(host, crawl_delay)
             self.requests_made += 1
-            wait: float | None = None
             try:
                 extra = headers_for_attempt() if headers_for_attempt else {}
                 merged = {**(headers or {}), **extra}
@@ -360,35 +349,40 @@ class PoliteClient:
                 response = self._client.send(request, stream=stream_to is not None)
                 try:
                     if response.status_code in RETRY_STATUSES:
-                        last_status = response.status_code
-                        last_reason = f"HTTP {response.status_code}"
-                        wait = parse_retry_after(response.headers.get("Retry-After"))
-                        if wait is not None and wait > p.max_retry_after:
-                            reason = f"server asks to retry after {wait:.0f} s"
-                            raise FetchError(url, reason, response.status_code)
-                    elif response.status_code >= 400:
+                        raise Transient(
+                            f"HTTP {response.status_code}",
+                            status=response.status_code,
+                            retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+                        )
+                    if response.status_code >= 400:
                         raise FetchError(url, f"HTTP {response.status_code}", response.status_code)
+                    if stream_to is not None:
+                        stream_to(response)
                     else:
-                        if stream_to is not None:
-                            stream_to(response)
-                        else:
-                            response.read()
-                        return response
+                        response.read()
+                    return response
                 finally:
                     response.close()
             except httpx.TimeoutException as exc:
-                last_reason, last_status = f"timed out ({type(exc).__name__})", None
+                raise Transient(f"timed out ({type(exc).__name__})") from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 # Connection refused or reset, body cut short (RemoteProtocolError)...
-                last_reason, last_status = f"{type(exc).__name__}: {exc}", None
+                raise Transient(f"{type(exc).__name__}: {exc}") from exc
             finally:
                 self.limiter.done(host)
-            if attempt == p.retries:
-                break
+
+        try:
             # The rate limiter sleeps before the next attempt: deferring it (rather than
-            # sleeping here) makes any other request to this host wait as well.
-            self.limiter.defer(host, max(p.backoff_delay(attempt), wait or 0.0))
-        raise FetchError(url, f"gave up after {p.retries + 1} attempts: {last_reason}", last_status)
+            # sleeping in the policy) makes any other request to this host wait as well.
+            return p.policy().call(attempt, sleep=lambda s: self.limiter.defer(host, s))
+        except Exhausted as exc:
+            last = exc.last
+            assert isinstance(last, Transient)
+            if last.retry_after_s is not None and last.retry_after_s > p.max_retry_after:
+                reason = f"server asks to retry after {last.retry_after_s:.0f} s"
+                raise FetchError(url, reason, last.status) from last
+            reason = f"gave up after {exc.attempts} attempts: {last.reason}"
+            raise FetchError(url, reason, last.status) from last
 
     def get(self, url: str) -> httpx.Response:
         """GET a page (body read into memory)."""

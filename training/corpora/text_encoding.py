@@ -13,16 +13,18 @@ The order of the checks is what makes the result reliable:
    quotes and dashes in CP1252 but invisible control characters in Latin-1; when such
    bytes occur the file is CP1252, whatever its header says;
 5. charset-normalizer for anything else (Cyrillic, Central European, ...);
-6. then mojibake repair, only where it is unambiguous (see `repair_mojibake`).
+6. then mojibake repair by ftfy, only where it is unambiguous (see `repair_mojibake`).
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
+
+import ftfy
 
 _DECLARED = re.compile(rb"Character set encoding:[ \t]*([A-Za-z0-9_.:\-]+)", re.IGNORECASE)
 # Names the header uses for the 8-bit Western encodings, which we tell apart ourselves.
@@ -39,33 +41,38 @@ _WESTERN = {
 }
 _C1 = re.compile(rb"[\x80-\x9f]")
 
-# Characters that bytes 0x80-0xBF become when read as CP1252 (or Latin-1 for the five bytes
-# CP1252 leaves undefined): the continuation bytes of UTF-8, as they look in mojibake.
-_CONT_BYTES = bytes(range(0x80, 0xC0))
-_CP1252_TO_BYTE: dict[str, int] = {}
-for _b in range(0x80, 0x100):
-    _CP1252_TO_BYTE[bytes([_b]).decode("latin-1")] = _b
-    # 0x81, 0x8D, 0x8F, 0x90, 0x9D are undefined in CP1252: only their Latin-1 control.
-    with contextlib.suppress(UnicodeDecodeError):
-        _CP1252_TO_BYTE[bytes([_b]).decode("cp1252")] = _b
-_CONT = (
-    "".join(sorted({c for c, b in _CP1252_TO_BYTE.items() if 0x80 <= b < 0xC0}))
-    .replace("\\", "\\\\")
-    .replace("]", "\\]")
-    .replace("^", "\\^")
-    .replace("-", "\\-")
-)
+# The sloppy CP1252 that ftfy registers: CP1252, with the five bytes it leaves undefined
+# (0x81, 0x8D, 0x8F, 0x90, 0x9D) read as their Latin-1 controls, as the tools that made
+# the mojibake did. It gives the characters each byte 0x80-0xFF turns into.
+_SLOPPY = "sloppy-windows-1252"
 
 
 def _chars_for(lo: int, hi: int) -> str:
-    return "".join(c for c, b in _CP1252_TO_BYTE.items() if lo <= b <= hi and ord(c) > 0x7F)
+    chars = bytes(range(lo, hi + 1)).decode(_SLOPPY)
+    return re.escape("".join(c for c in chars if ord(c) > 0x7F))
 
 
 # A UTF-8 lead byte followed by the right number of continuation bytes, all as CP1252 text.
+_CONT = _chars_for(0x80, 0xBF)
 _MOJIBAKE = re.compile(
     f"[{_chars_for(0xC2, 0xDF)}][{_CONT}]"
     f"|[{_chars_for(0xE0, 0xEF)}][{_CONT}]{{2}}"
     f"|[{_chars_for(0xF0, 0xF4)}][{_CONT}]{{3}}"
+)
+# ftfy does the repair, encoding fixes only: the other fixes of ftfy.fix_text (quotes,
+# ligatures, HTML entities, widths, normalisation) would change correct text.
+_FTFY = ftfy.TextFixerConfig(
+    unescape_html=False,
+    remove_terminal_escapes=False,
+    replace_lossy_sequences=False,
+    fix_c1_controls=False,
+    fix_latin_ligatures=False,
+    fix_character_width=False,
+    uncurl_quotes=False,
+    fix_line_breaks=False,
+    fix_surrogates=False,
+    remove_control_chars=False,
+    normalization=None,
 )
 
 
@@ -177,9 +184,8 @@ def _decode(data: bytes, declared: str | None) -> tuple[str, str, str]:
 def _unmojibake(seq: str) -> str | None:
     """'Ã©' -> 'é' when the CP1252 bytes of `seq` are one valid UTF-8 character."""
     try:
-        raw = bytes(_CP1252_TO_BYTE[c] for c in seq)
-        char = raw.decode("utf-8")
-    except (KeyError, UnicodeDecodeError):
+        char = seq.encode(_SLOPPY).decode("utf-8")
+    except UnicodeError:
         return None
     return char if _plausible(char) else None
 
@@ -201,41 +207,57 @@ def count_mojibake(text: str) -> int:
     return sum(1 for m in _MOJIBAKE.finditer(text) if _unmojibake(m.group()) is not None)
 
 
+def _mangled(line: str) -> int:
+    """The repairable sequences of `line` if the line as a whole looks mangled, else 0.
+
+    Each sequence must be exactly one valid UTF-8 character of a plausible script, and the
+    case must agree with the word it sits in (in "IRMÃ»" the "Ã»" follows a capital, so it
+    is a Portuguese word and a closing guillemet, not a mangled "û"); and repairable
+    sequences have to outnumber the "Ã" and "Â" that start none (legitimate Portuguese
+    "SÃO", "NÃO").
+    """
+    candidates = [m for m in _MOJIBAKE.finditer(line) if _repairable(line, m)]
+    if not candidates:
+        return 0
+    starts = {m.start() for m in candidates}
+    lone = sum(1 for i, c in enumerate(line) if c in "ÃÂ" and i not in starts)
+    return len(candidates) if len(candidates) > lone else 0
+
+
 def repair_mojibake(text: str, max_passes: int = 3) -> tuple[str, int]:
     """Undo UTF-8 read as CP1252/Latin-1 (also twice over); returns (text, sequences fixed).
 
-    Only where it is unambiguous: each sequence must be exactly one valid UTF-8 character
-    of a plausible script, and the case must agree with the word it sits in (in "IRMÃ»"
-    the "Ã»" follows a capital, so it is a Portuguese word and a closing guillemet, not a
-    mangled "û"). The text as a whole must look mangled: repairable sequences have to
-    outnumber the "Ã" and "Â" that start none (legitimate Portuguese "SÃO", "NÃO"), and
-    every pass must lower the count, or the text is left as it was.
+    ftfy repairs (its sloppy codecs, several layers, lines mangled only in part), line by
+    line; this module decides where, because ftfy alone also "repairs" correct Portuguese
+    ("«IRMÃ»" -> "«IRMû"). A line is repaired only when it looks mangled (`_mangled`), and
+    a repair is kept only if it leaves fewer mojibake sequences, or the line stays as it
+    was. The count is of the sequences found before each pass.
     """
     total = 0
-    for _ in range(max_passes):
-        candidates = [m for m in _MOJIBAKE.finditer(text) if _repairable(text, m)]
-        if not candidates:
-            break
-        starts = {m.start() for m in candidates}
-        lone = sum(1 for i, c in enumerate(text) if c in "ÃÂ" and i not in starts)
-        if len(candidates) <= lone:
-            break
-        before = count_mojibake(text)
-        pieces: list[str] = []
-        pos = 0
-        for m in candidates:
-            fixed = _unmojibake(m.group())
-            assert fixed is not None  # _repairable checked it
-            pieces.append(text[pos : m.start()])
-            pieces.append(fixed)
-            pos = m.end()
-        pieces.append(text[pos:])
-        repaired = "".join(pieces)
-        if count_mojibake(repaired) >= before:
-            break
-        text = repaired
-        total += len(candidates)
-    return text, total
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        for _ in range(max_passes):
+            found = _mangled(line)
+            if not found:
+                break
+            before = count_mojibake(line)
+            fixed = ftfy.fix_encoding(line, _FTFY)
+            if count_mojibake(fixed) >= before:
+                # ftfy wants more evidence than a short line holds ("Ã…se"); the checks of
+                # `_mangled` have found it, so decode the sequences they accept one by one.
+                fixed = _MOJIBAKE.sub(functools.partial(_fixed, line), line)
+                if count_mojibake(fixed) >= before:
+                    break
+            line = fixed
+            total += found
+        lines[i] = line
+    return "".join(lines), total
+
+
+def _fixed(text: str, m: re.Match[str]) -> str:
+    """The character a sequence stands for, if it is `_repairable`, else the sequence."""
+    fixed = _unmojibake(m.group())
+    return fixed if fixed is not None and _repairable(text, m) else m.group()
 
 
 def _repairable(text: str, m: re.Match[str]) -> bool:

@@ -17,7 +17,6 @@ token, for the benchmark's comparison; the served export always uses the cache.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -32,6 +31,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
+from services.cli import command_parser
+from training.cli_common import checkpoint_option, export_options, print_json
 from training.gpt2.model import GPT2Config
 from training.sampling import (
     GENERATE_INPUT_SIGNATURE,
@@ -548,27 +549,14 @@ def export_run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m training.gpt2.export",
-        description="Export a GPT-2 training run as a TF Serving model version: SavedModel with "
-        "the `generate` signature (KV cache in the graph), assets.extra/tokenizer.json, "
-        "tf_serving_warmup_requests and model_card.json.",
+    """Export a GPT-2 training run as a TF Serving model version: SavedModel with the `generate`
+    signature (KV cache in the graph), assets.extra/tokenizer.json, tf_serving_warmup_requests and
+    model_card.json."""
+    p = command_parser(
+        main,
+        parents=[export_options(out_example="serving/models/gpt2_en/1", name=None, language=None)],
     )
-    p.add_argument("--run-dir", type=Path, required=True, help="training run directory")
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="model version directory to create, e.g. serving/models/gpt2_en/1",
-    )
-    p.add_argument("--name", required=True, help="model name as served, e.g. gpt2_en")
-    p.add_argument("--language", required=True, help="ISO 639-1 language of the corpus")
-    p.add_argument(
-        "--checkpoint",
-        default="best",
-        choices=["best", "last"],
-        help="which checkpoint to export (default: best held-out loss)",
-    )
+    checkpoint_option(p)
     p.add_argument(
         "--baseline",
         type=Path,
@@ -582,17 +570,8 @@ def main(argv: list[str] | None = None) -> None:
         choices=["float32", "float16"],
         help="storage type of the weights; float16 halves the files, computation stays float32",
     )
-    a = p.parse_args(argv)
-    card = export_run(
-        a.run_dir,
-        a.out,
-        name=a.name,
-        language=a.language,
-        checkpoint=a.checkpoint,
-        baseline=a.baseline,
-        weights_dtype=a.weights_dtype,
-    )
-    print(json.dumps(card, indent=2, ensure_ascii=False))
+    a = vars(p.parse_args(argv))
+    print_json(export_run(a.pop("run_dir"), a.pop("out"), **a))
 
 
 if __name__ == "__main__":

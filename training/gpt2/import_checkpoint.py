@@ -16,7 +16,6 @@ its `vocab.json` + `merges.txt` (HF) or `assets/tokenizer/vocabulary.json` +
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from services.cli import command_parser
+from training.cli_common import export_options, print_json
 from training.gpt2.model import GPT2Config
 
 HF_BLOCK_KEYS = (
@@ -204,21 +205,22 @@ def import_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m training.gpt2.import_checkpoint",
-        description="Export a local pretrained GPT-2 checkpoint (Hugging Face config.json + "
-        "model.safetensors, or a KerasHub GPT2Backbone preset directory) as a TF Serving model "
-        "version under the `generate` contract. Nothing is downloaded.",
+    """Export a local pretrained GPT-2 checkpoint (Hugging Face config.json + model.safetensors, or
+    a KerasHub GPT2Backbone preset directory) as a TF Serving model version under the `generate`
+    contract. Nothing is downloaded."""
+    p = command_parser(
+        main,
+        parents=[
+            export_options(
+                out_example="serving/models/gpt2/1",
+                name=None,
+                language="en",
+                what="the model",
+                run_dir=False,
+            )
+        ],
     )
     p.add_argument("checkpoint", type=Path, help="the checkpoint directory")
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="model version directory, e.g. serving/models/gpt2/1",
-    )
-    p.add_argument("--name", required=True, help="model name as served, e.g. gpt2")
-    p.add_argument("--language", default="en", help="ISO 639-1 language of the model")
     p.add_argument(
         "--tokenizer",
         type=Path,
@@ -228,16 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--licence", default="see the checkpoint's own licence", help="licence for the model card"
     )
-    a = p.parse_args(argv)
-    card = import_checkpoint(
-        a.checkpoint,
-        a.out,
-        name=a.name,
-        language=a.language,
-        tokenizer=a.tokenizer,
-        licence=a.licence,
-    )
-    print(json.dumps(card, indent=2, ensure_ascii=False))
+    a = vars(p.parse_args(argv))
+    print_json(import_checkpoint(a.pop("checkpoint"), a.pop("out"), **a))
 
 
 if __name__ == "__main__":

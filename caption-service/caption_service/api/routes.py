@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from caption_service.api.deps import DecodeBudgetDep, ModelDep, SettingsDep
-from caption_service.schemas import CaptionResponse
+from caption_service.schemas import MAX_BEAM_SIZE, CaptionResponse
 from services.images import read_image
 from services.openapi import photo_upload, problem_responses
 from services.validation import only_form_fields
@@ -22,7 +22,8 @@ router = APIRouter(prefix="/v1", tags=["captions"])
 PROBLEMS = problem_responses(
     {
         422: "not a JPEG, PNG, WebP or GIF photo, damaged, too many pixels, no `image` "
-        "field, or an unknown field",
+        f"field, an unknown field, or `beam_size` outside 1-{MAX_BEAM_SIZE} (or not choosable "
+        "with this captioner's export)",
         503: "the captioner is loading or unavailable, or big photos hold the decode budget",
     }
 )
@@ -34,13 +35,23 @@ PROBLEMS = problem_responses(
     responses=PROBLEMS,
     openapi_extra=photo_upload("image"),
     summary="Ranked captions of a photo",
-    dependencies=[Depends(only_form_fields("image"))],
+    dependencies=[Depends(only_form_fields("image", "beam_size"))],
 )
 async def create_captions(
     model: ModelDep,
     settings: SettingsDep,
     budget: DecodeBudgetDep,
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],
+    beam_size: Annotated[
+        int | None,
+        Form(
+            ge=1,
+            le=MAX_BEAM_SIZE,
+            description="beam width: how many captions are searched and returned, 1 (greedy) "
+            f"to {MAX_BEAM_SIZE}; default: the width the captioner was exported with (its "
+            "model card's `beam_size`, 3 for the default captioner)",
+        ),
+    ] = None,
 ) -> CaptionResponse:
     data = await image.read()
     # Decoding is CPU work: off the event loop, so health checks still answer. It is
@@ -53,5 +64,5 @@ async def create_captions(
         max_bytes=settings.max_image_bytes,
         budget=budget,
     )
-    captions = await model.caption(photo)
+    captions = await model.caption(photo, beam_size)
     return CaptionResponse(captions=captions, model=model.name, version=model.version)

@@ -12,17 +12,17 @@ from fastapi.responses import Response
 from gateway_service import stories
 from gateway_service.api.deps import ChainDep
 from gateway_service.schemas import (
-    GenerationRequest,
     ModelName,
     PublicModel,
     PublicModelList,
-    Seed,
+    RngSeed,
     StoryLength,
     StoryOptions,
     StoryResponse,
     Style,
     Temperature,
 )
+from services.generation_schema import GenerationRequest, GenerationResponse
 from services.openapi import photo_upload, problem_responses
 from services.problems import Problem
 from services.validation import only_form_fields
@@ -65,7 +65,7 @@ async def create_story(
         Form(description="story length in tokens; default: fitted to the model"),
     ] = None,
     temperature: Annotated[Temperature, Form(description="0 = greedy; higher = wilder")] = 0.7,
-    seed: Annotated[Seed | None, Form(description="same seed, same story")] = None,
+    seed: Annotated[RngSeed | None, Form(description="same seed, same story")] = None,
     style: Annotated[
         Style, Form(description="how the caption is framed; auto follows the model's corpus")
     ] = "auto",
@@ -143,6 +143,7 @@ async def captions(
 
 @router.post(
     "/generations",
+    response_model=GenerationResponse,
     responses=problem_responses(
         {
             404: UNKNOWN_MODEL,
@@ -153,8 +154,10 @@ async def captions(
     ),
     tags=["pass-through"],
     summary="textgen-service",
+    description="The prompt goes as written: textgen-service fits it to the model, and "
+    "`normalisation.prompt` in the answer is the text the model read.",
 )
-async def generations(body: GenerationRequest, chain: ChainDep) -> dict[str, Any]:
+async def generations(body: GenerationRequest, chain: ChainDep) -> GenerationResponse:
     limit = chain.settings.max_new_tokens_limit
     if body.max_new_tokens > limit:
         raise Problem(
@@ -163,7 +166,8 @@ async def generations(body: GenerationRequest, chain: ChainDep) -> dict[str, Any
             errors=[{"field": "max_new_tokens", "message": f"at most {limit}"}],
         )
     await chain.catalogue.info(body.model)  # unknown model: 404 here, not downstream
-    return await chain.textgen.generate(body.model_dump(exclude_none=True))
+    answer = await chain.textgen.generate(body.model_dump(exclude_none=True))
+    return GenerationResponse.model_validate(answer)
 
 
 @router.get(
@@ -176,6 +180,5 @@ async def generations(body: GenerationRequest, chain: ChainDep) -> dict[str, Any
 async def models(chain: ChainDep) -> PublicModelList:
     listing = await chain.catalogue.listing()
     return PublicModelList(
-        models=[PublicModel.from_textgen(m) for m in listing.get("models", [])],
-        default=str(listing.get("default", "")),
+        models=[PublicModel.from_textgen(m) for m in listing.models], default=listing.default
     )

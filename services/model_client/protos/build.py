@@ -13,7 +13,6 @@ the same installed versions always give the same bytes.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.metadata
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+from services.cli import command_parser
 from services.model_client.protos import DESCRIPTOR_SET, WELL_KNOWN_PREFIX
 
 # The client API of TF Serving: PredictionService (Predict, GetModelMetadata...) and
@@ -76,12 +76,10 @@ def build(roots: Sequence[str] = ROOTS) -> bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.model_client.protos.build",
-        description="Write the FileDescriptorSet of TF Serving's client API (taken from the "
-        "installed tensorflow-serving-api and tensorflow packages) that the gRPC client "
-        "loads without TensorFlow.",
-    )
+    """Write the FileDescriptorSet of TF Serving's client API (taken from the installed
+    tensorflow-serving-api and tensorflow packages) that the gRPC client loads without
+    TensorFlow."""
+    parser = command_parser(main)
     parser.add_argument(
         "--out",
         type=Path,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.text_models import TINY_CHAR_LSTM
 from tests.training.corpora import gutenberg_mirror as gm
 from tests.training.corpora.screenplays import build_imsdb
 from tests.training.corpora.site import serve_site
@@ -32,14 +33,10 @@ def train_tiny(corpus: Path, run: Path) -> dict:
             corpus=corpus,
             run_dir=run,
             units=16,
-            embed_dim=8,
-            batch_size=4,
-            seq_len=16,
             steps=4,
             eval_every=2,
-            eval_streams=2,
             warmup_steps=1,
-            threads=1,
+            **TINY_CHAR_LSTM,
         )
     )
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.generation_schema import GenerationRequest, GenerationResponse, ModelInfo, ModelList
 from services.openapi import problem_responses
 from textgen_service import generation
 from textgen_service.api.deps import RegistryDep, SettingsDep
-from textgen_service.schemas import GenerationRequest, GenerationResponse, ModelInfo, ModelList
 
 router = APIRouter(prefix="/v1", tags=["generation"])
 # What the routes raise themselves; services.openapi adds what the edges answer.
@@ -26,6 +26,9 @@ PROBLEMS = problem_responses(
     response_model=GenerationResponse,
     responses=PROBLEMS,
     summary="Continue a prompt with a text model",
+    description="The prompt is sent as written: the service fits it to the model (see "
+    "`tokenizer` and `alphabet` in /v1/models) and `normalisation.prompt` in the answer "
+    "is the text the model read.",
 )
 async def create_generation(
     body: GenerationRequest, registry: RegistryDep, settings: SettingsDep
@@ -37,7 +40,7 @@ async def create_generation(
     "/models",
     response_model=ModelList,
     responses=problem_responses({503: "the models are loading"}),
-    summary="The text models served, from their cards",
+    summary="The text models served, from their cards, and what each can read",
 )
 async def list_models(registry: RegistryDep) -> ModelList:
     return ModelList(
@@ -52,6 +55,8 @@ async def list_models(registry: RegistryDep) -> ModelList:
                 parameters=int(m.card.get("parameters", 0)),
                 held_out_loss=_figures(m.card.get("held_out_loss", {})),
                 max_new_tokens=m.max_new_tokens,
+                tokenizer=m.tokenizer_kind,
+                alphabet=m.alphabet_chars,
                 card=m.card,
             )
             for m in registry.models.values()

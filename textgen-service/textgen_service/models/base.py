@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from services.errors import Unavailable
+from services.generation_schema import TokenizerKind
 from services.model_client import (
     GENERATE,
     ModelClient,
@@ -28,7 +29,7 @@ class GenerationParams:
     temperature: float
     top_k: int
     top_p: float
-    seed: int
+    rng_seed: int  # the request's `seed`: same seed, same text
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Generation:
 
 class TextModel(ABC):
     family: ClassVar[str]
+    tokenizer_kind: ClassVar[TokenizerKind]  # published in /v1/models, so clients need not guess
 
     def __init__(
         self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
@@ -58,6 +60,11 @@ class TextModel(ABC):
     def language(self) -> str:
         return str(self.card.get("language", "und"))
 
+    @property
+    def alphabet_chars(self) -> list[str] | None:
+        """The characters the model reads (published in /v1/models); None: any."""
+        return None
+
     async def verify(self) -> None:
         """Refuse to serve a model whose graph does not meet the `generate` contract."""
         GENERATE.check(
@@ -66,7 +73,9 @@ class TextModel(ABC):
 
     @abstractmethod
     def normalise(self, prompt: str) -> NormalisedPrompt:
-        """Fit a prompt to what the model can read; raise Problem(422) if nothing is left."""
+        """Fit a prompt to what the model can read; raise InvalidInput if nothing is left.
+
+        The one owner of the fitting rules: clients send prompts as written."""
 
     @abstractmethod
     async def generate(self, prompt: str, params: GenerationParams) -> Generation: ...

@@ -9,14 +9,15 @@ import json
 
 import numpy as np
 
+from services.errors import InvalidInput
 from services.model_client import ModelClient, ModelRepository
-from services.problems import Problem
 from textgen_service.alphabet import Alphabet, NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
 
 
 class CharLSTMModel(TextModel):
     family = "char_lstm"
+    tokenizer_kind = "characters"
 
     def __init__(
         self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
@@ -28,11 +29,14 @@ class CharLSTMModel(TextModel):
         )["chars"]
         self.alphabet = Alphabet(chars)
 
+    @property
+    def alphabet_chars(self) -> list[str]:
+        return list(self.alphabet.chars)
+
     def normalise(self, prompt: str) -> NormalisedPrompt:
         fitted = self.alphabet.normalise(prompt)
         if not fitted.text.strip():
-            raise Problem(
-                422,
+            raise InvalidInput(
                 f"The prompt has no character that {self.name} knows; "
                 "write it in the model's language and alphabet.",
                 errors=[{"field": "prompt", "message": "nothing left after normalisation"}],
@@ -50,7 +54,7 @@ class CharLSTMModel(TextModel):
                 "temperature": np.asarray([params.temperature], np.float32),
                 "top_k": np.asarray([params.top_k], np.int32),
                 "top_p": np.asarray([params.top_p], np.float32),
-                "seed": np.asarray([params.seed], np.int64),
+                "seed": np.asarray([params.rng_seed], np.int64),
             }
         )
         length = int(out["lengths"][0])

@@ -17,18 +17,19 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Tokenizer
 
+from services.errors import InvalidInput
 from services.model_client import ModelClient, ModelRepository
-from services.problems import Problem
 from textgen_service.alphabet import NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
 
-# Context tokens kept for the prompt when advertising a length: a gateway seed (a
+# Context tokens kept for the prompt when advertising a length: a gateway prompt (a
 # caption in a sentence or a scene heading) takes 10 to 40.
 PROMPT_RESERVE = 64
 
 
 class GPT2Model(TextModel):
     family = "gpt2"
+    tokenizer_kind = "byte_level_bpe"
 
     def __init__(
         self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
@@ -51,8 +52,7 @@ class GPT2Model(TextModel):
 
     def normalise(self, prompt: str) -> NormalisedPrompt:
         if not prompt.strip():
-            raise Problem(
-                422,
+            raise InvalidInput(
                 "The prompt is only white space; give the model some text to continue.",
                 errors=[{"field": "prompt", "message": "only white space"}],
             )
@@ -71,8 +71,7 @@ class GPT2Model(TextModel):
                 f"at most {self.max_new_tokens} for {self.name} (its context is {self.context} "
                 f"tokens, prompt included)"
             )
-            raise Problem(
-                422,
+            raise InvalidInput(
                 f"max_new_tokens: {message}; got {params.max_new_tokens}.",
                 errors=[{"field": "max_new_tokens", "message": message}],
             )
@@ -90,7 +89,7 @@ class GPT2Model(TextModel):
                 "temperature": np.asarray([params.temperature], np.float32),
                 "top_k": np.asarray([params.top_k], np.int32),
                 "top_p": np.asarray([params.top_p], np.float32),
-                "seed": np.asarray([params.seed], np.int64),
+                "seed": np.asarray([params.rng_seed], np.int64),
             }
         )
         length = int(out["lengths"][0])

@@ -1,9 +1,9 @@
-"""The seed step: a caption becomes an opening a text model can continue coherently.
+"""The prompt step: a caption becomes an opening a text model can continue coherently.
 
 A char-LSTM trained on the King James Bible has never seen "a dog on a skateboard"
 as a first line; fed that, its first sentences are noise. So the caption is framed
 in the register of the model's corpus (a verse, a screenplay scene heading, a tale),
-in the model's language, and fitted to the characters the model knows:
+in the model's language:
 
 * language: English captions feed English models as they are; French models get a
   word-by-word rendering through a small caption glossary (articles agreed with the
@@ -11,46 +11,37 @@ in the model's language, and fitted to the characters the model knows:
 * style: `auto` picks from the model card's corpus (Bible -> verse, scripts ->
   screenplay, anything else -> tale); `verse`, `screenplay`, `tale` and `plain`
   (the caption alone) can be asked for.
-* alphabet: every character of the seed is one the model knows; accents fall back to
-  their base letter, then the other case, then punctuation is dropped and anything
-  else becomes a space (the textgen-service rules, so it leaves the seed untouched).
+
+The prompt is sent as built: textgen-service owns each model's alphabet and fits the
+prompt to it, and its answer says what the model read. The one thing the layout asks of
+the model is the newline (a screenplay heading's blank line), which /v1/models publishes.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from services.text import collapse_spaces, fold_typography, strip_accents
+from services.generation_schema import ModelInfo
+from services.text import collapse_spaces, fold_typography
 
 Style = Literal["auto", "verse", "screenplay", "tale", "plain"]
 STYLES: tuple[str, ...] = ("auto", "verse", "screenplay", "tale", "plain")
 
-# What the gateway asks a char model to read once, to learn which of these it knows.
-PROBE_CHARS = (
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    " .,;:!?'\"-()\n"
-    "àâäçéèêëîïôöùûüÿœæÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸŒÆ"
-)
-
 
 @dataclass(frozen=True)
 class ModelProfile:
-    """What the seed step needs to know about a text model."""
+    """What the prompt step needs to know about a text model."""
 
     name: str
     language: str
     corpus: str  # name and source of the training corpus, lower case
-    alphabet: frozenset[str] | None  # None: reads any character (byte-level BPE)
-
-    def knows(self, char: str) -> bool:
-        return self.alphabet is None or char in self.alphabet
+    newlines: bool = True  # the model reads "\n" (a byte-level model reads anything)
 
 
 @dataclass(frozen=True)
-class Seed:
+class Prompt:
     text: str
     style: str
     language: str
@@ -330,49 +321,29 @@ def _sentence(text: str) -> str:
 
 
 def frame(caption: str, style: str, language: str, heading: str) -> str:
-    """The seed in the model's register, before alphabet fitting."""
+    """The prompt in the model's register. It ends at a word or a mark, never a space:
+    BPE reads a trailing space as a token of its own, and char models drop it."""
     if language == "fr":
         if style == "verse":
-            return f"Et il arriva, comme ils regardaient, qu'ils virent {caption}; et voici, "
+            return f"Et il arriva, comme ils regardaient, qu'ils virent {caption}; et voici,"
         if style == "screenplay":
-            return f"{heading}\n\n{_sentence(caption)}. "
+            return f"{heading}\n\n{_sentence(caption)}."
         if style == "tale":
-            return f"Il était une fois {caption}. Un jour, "
-        return _sentence(caption) + ". "
+            return f"Il était une fois {caption}. Un jour,"
+        return _sentence(caption) + "."
     if style == "verse":
-        return f"And it came to pass, as they looked, that they saw {caption}; and, behold, "
+        return f"And it came to pass, as they looked, that they saw {caption}; and, behold,"
     if style == "screenplay":
-        return f"{heading}\n\n{_sentence(caption)}. "
+        return f"{heading}\n\n{_sentence(caption)}."
     if style == "tale":
-        return f"Once upon a time there was {caption}. One day, "
-    return _sentence(caption) + ". "
+        return f"Once upon a time there was {caption}. One day,"
+    return _sentence(caption) + "."
 
 
-def fit(text: str, profile: ModelProfile) -> str:
-    """Keep only characters the model knows (same order of fallbacks as textgen-service)."""
-    if profile.alphabet is None:
-        return collapse_spaces(fold_typography(text)).strip(" ")
-    out = []
-    for char in fold_typography(text):
-        if profile.knows(char):
-            out.append(char)
-            continue
-        for candidate in (strip_accents(char), char.swapcase(), strip_accents(char).swapcase()):
-            if len(candidate) == 1 and profile.knows(candidate):
-                out.append(candidate)
-                break
-        else:
-            if unicodedata.category(char)[0] in "PS":
-                continue
-            out.append(" " if profile.knows(" ") else "")
-    # textgen-service strips the ends too; a seed ending in a space would read differently.
-    return collapse_spaces("".join(out)).strip(" ")
-
-
-def make_seed(
+def make_prompt(
     caption: str, profile: ModelProfile, style: str = "auto", *, night: bool = False
-) -> Seed:
-    """Caption + model + style -> the seed sent to textgen-service."""
+) -> Prompt:
+    """Caption + model + style -> the prompt sent to textgen-service, which fits it."""
     chosen = auto_style(profile) if style == "auto" else style
     english = tidy_caption(caption) or "a picture"
     text, translated = english, False
@@ -383,24 +354,22 @@ def make_seed(
         language = "en"  # no rendering for this language: frame in English, say so
     heading = scene_heading(english, night, language)
     framed = frame(text, chosen, language, heading)
-    if profile.alphabet is not None and "\n" not in profile.alphabet:
-        framed = framed.replace("\n\n", ". ")
-    return Seed(fit(framed, profile), chosen, language, translated)
+    if not profile.newlines:
+        framed = framed.replace("\n\n", ". ")  # a full stop ends the heading instead
+    return Prompt(framed, chosen, language, translated)
 
 
-def profile_from_model(info: dict[str, object], alphabet: frozenset[str] | None) -> ModelProfile:
-    """A textgen-service /v1/models entry (+ the alphabet learnt from it) -> ModelProfile."""
-    card = info.get("card") if isinstance(info.get("card"), dict) else {}
-    corpus_info = card.get("training_corpus", {}) if isinstance(card, dict) else {}
+def profile_from_model(info: ModelInfo) -> ModelProfile:
+    """A textgen-service /v1/models entry -> ModelProfile."""
+    corpus_info = info.card.get("training_corpus", {})
     corpus = " ".join(
         str(corpus_info.get(k, "")) for k in ("name", "source") if isinstance(corpus_info, dict)
     )
-    corpus = f"{corpus} {info.get('description', '')}".lower()
     return ModelProfile(
-        name=str(info["name"]),
-        language=str(info.get("language") or "en"),
-        corpus=corpus,
-        alphabet=alphabet,
+        name=info.name,
+        language=info.language or "en",
+        corpus=f"{corpus} {info.description}".lower(),
+        newlines=info.alphabet is None or "\n" in info.alphabet,
     )
 
 

@@ -93,7 +93,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy services training talkative bench $(wildcard */*_service) model-server/model_server
+	$(BIN)/mypy talkative_common training talkative bench $(wildcard */*_service) model-server/model_server
 
 unit: install corpora system-deps
 	$(BIN)/pytest
@@ -109,12 +109,12 @@ bench: install corpora ## benchmarks (ratios against a baseline measured in the 
 	$(PYTHON) bench/remote_rss.py
 
 # TF Serving's descriptors, taken from the installed tensorflow-serving-api and tensorflow,
-# that the services' gRPC client loads without TensorFlow (services/model_client/protos).
+# that the services' gRPC client loads without TensorFlow (talkative_common/model_client/protos).
 locks: install ## rewrite constraints.txt and requirements/<image>.txt after a dependency change
 	$(PYTHON) requirements/lock.py
 
-protos: install ## rewrite services/model_client/protos/tf_serving.binpb (committed)
-	$(PYTHON) -m services.model_client.protos.build
+protos: install ## rewrite talkative_common/model_client/protos/tf_serving.binpb (committed)
+	$(PYTHON) -m talkative_common.model_client.protos.build
 
 train-char-lstm-en train-char-lstm-fr: train-char-lstm-%: install corpora ## train a default char-LSTM (en, fr); resumes if interrupted
 	$(PYTHON) -m training.char_lstm.train --corpus data/corpora/$(CORPUS_$*) \

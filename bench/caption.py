@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats takes a positive integer")
 
-    from services.model_client import ModelRepository
-    from services.model_client.grpc import GrpcClient
-    from services.model_client.inprocess import InProcessClient
+    from talkative_common.model_client import ModelRepository
+    from talkative_common.model_client.grpc import GrpcClient
+    from talkative_common.model_client.inprocess import InProcessClient
     from tests.support.model_server import ModelServerProcess, write_config
     from training.captioner import offline_photos
     from training.captioner.vocab import WordVocab

@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser, repository_option  # noqa: E402
-from services.model_client import ModelClient, ModelRepository  # noqa: E402
-from services.model_client.grpc import GrpcClient  # noqa: E402
-from services.model_client.inprocess import InProcessClient  # noqa: E402
-from services.model_client.rest import RestClient  # noqa: E402
+from talkative_common.model_client import ModelClient, ModelRepository  # noqa: E402
+from talkative_common.model_client.grpc import GrpcClient  # noqa: E402
+from talkative_common.model_client.inprocess import InProcessClient  # noqa: E402
+from talkative_common.model_client.rest import RestClient  # noqa: E402
 from tests.support.model_server import ModelServerProcess, write_config  # noqa: E402
 
 BATCHING = ROOT / "serving" / "batching_parameters.txt"

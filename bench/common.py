@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "serving" / "models"

@@ -8,7 +8,7 @@ its container does, in two variants, one at a time, alternating:
   tensorflow; from caption_service.main import run; run()"`), which is what every
   service paid when its protobuf classes came from TensorFlow's packages;
 - after: the service as it is (`from caption_service.main import run; run()`), whose
-  gRPC client builds TF Serving's messages from services/model_client/protos.
+  gRPC client builds TF Serving's messages from talkative_common/model_client/protos.
 
 For each it measures the start-up time (process start to the first /readyz 200: the
 imports, settings, the contract check and warm-up calls to the model server), sends

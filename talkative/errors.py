@@ -9,7 +9,7 @@
 
 The commands reach the services over their HTTP API (talkative/stack.py), so an error
 comes back as a problem document; `from_problem` turns it back into the domain error the
-service raised, by the one status table of services/errors.py.
+service raised, by the one status table of talkative_common/errors.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from services.errors import STATUS, InvalidInput, NotFound, TalkativeError, Unavailable
+from talkative_common.errors import STATUS, InvalidInput, NotFound, TalkativeError, Unavailable
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

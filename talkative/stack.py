@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from services.errors import NotFound
-from services.model_client import ModelRepository
 from talkative.errors import from_problem
+from talkative_common.errors import NotFound
+from talkative_common.model_client import ModelRepository
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

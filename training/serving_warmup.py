@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

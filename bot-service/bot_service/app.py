@@ -1,4 +1,4 @@
-"""The bot's small HTTP face: /healthz, /readyz, /metrics (services.app), plus /v1/status."""
+"""The bot's small HTTP face: /healthz, /readyz, /metrics (talkative_common.app), /v1/status."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from bot_service import __version__
 from bot_service.bot import Bot
 from bot_service.metrics import BotMetrics
 from bot_service.settings import BotSettings
-from services.app import create_service_app
-from services.observability import Readiness
+from talkative_common.app import create_service_app
+from talkative_common.observability import Readiness
 
 
 def create_app(settings: BotSettings, holder: dict[str, Bot]) -> tuple[FastAPI, BotMetrics]:

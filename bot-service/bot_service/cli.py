@@ -21,7 +21,7 @@ from bot_service.metrics import BotMetrics
 from bot_service.platforms import create_platform
 from bot_service.settings import BotSettings
 from bot_service.store import StateStore
-from services.logging import configure_logging
+from talkative_common.logging import configure_logging
 
 log = logging.getLogger("bot_service")
 

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from services.retries import retry_after_seconds
+from talkative_common.retries import retry_after_seconds
 
 
 class GatewayUnavailable(Exception):

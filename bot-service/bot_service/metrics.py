@@ -1,4 +1,4 @@
-"""Bot metrics, registered on the service app's Prometheus registry (services.observability)."""
+"""Bot metrics, on the service app's Prometheus registry (talkative_common.observability)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from services.settings import ServiceSettings
+from talkative_common.settings import ServiceSettings
 
 Platform = Literal["folder", "twitter", "mastodon"]
 SECRETS_DIR = Path("/run/secrets")  # where compose mounts file secrets

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from caption_service.schemas import Caption
-from services.errors import InvalidInput, Unavailable
-from services.images import to_png
-from services.model_client import (
+from talkative_common.errors import InvalidInput, Unavailable
+from talkative_common.images import to_png
+from talkative_common.model_client import (
     CAPTIONER,
     ModelClient,
     ModelNotFound,

@@ -1,7 +1,7 @@
 """caption-service application: create_app() for tests and servers, run() for the console script.
 
-The lifespan (services.model_service) builds the captioner of the version the model server
-serves and follows that version (services.model_client.followed) until shutdown.
+The lifespan (talkative_common.model_service) builds the captioner of the version the model server
+serves and follows that version (talkative_common.model_client.followed) until shutdown.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from caption_service import __version__
 from caption_service.api.routes import router
 from caption_service.captioner import CaptionModel, build_captioner
 from caption_service.settings import CaptionSettings
-from services.app import run_service
-from services.images import DecodeBudget
-from services.model_client import (
+from talkative_common.app import run_service
+from talkative_common.images import DecodeBudget
+from talkative_common.model_client import (
     FollowedVersion,
     ModelClient,
     ModelRepository,
     version_poll_interval,
 )
-from services.model_service import ModelLoader, create_model_service
+from talkative_common.model_service import ModelLoader, create_model_service
 
 
 def create_app(

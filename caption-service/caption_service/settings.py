@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.images import (
+from talkative_common.images import (
     DEFAULT_DECODE_BUDGET_BYTES,
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_PIXELS,
 )
-from services.settings import ModelServiceSettings, decode_budget_field, decoded_bytes_field
+from talkative_common.settings import ModelServiceSettings, decode_budget_field, decoded_bytes_field
 
 
 class CaptionSettings(ModelServiceSettings):

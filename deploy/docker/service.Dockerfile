@@ -24,10 +24,10 @@ WORKDIR /src
 COPY requirements/${SERVICE}.txt ./requirements/
 RUN pip install --no-deps -r requirements/${SERVICE}.txt
 COPY pyproject.toml README.md ./
-COPY services ./services
+COPY talkative_common ./talkative_common
 COPY ${SERVICE} ./${SERVICE}
 # No TensorFlow: the graphs run in TF Serving, and the gRPC client builds TF Serving's
-# messages from the descriptor set in services/model_client/protos (protobuf + grpcio).
+# messages from the descriptor set in talkative_common/model_client/protos (protobuf + grpcio).
 # The in-process backend would need the `models` extra, which no image installs.
 # Byte-code compiled here: the containers run with a read-only root file system.
 # `talkative-service` names the service's console script, so CMD needs no argument.

@@ -25,7 +25,7 @@ import numpy as np
 
 from model_server.errors import invalid_argument
 from model_server.servable import numpy_dtype_name
-from services.model_client.tensors import VALUE_FIELD  # the TensorProto field of each dtype
+from talkative_common.model_client.tensors import VALUE_FIELD  # the TensorProto field of each dtype
 
 
 def from_tensor_proto(name: str, proto: Any) -> np.ndarray:

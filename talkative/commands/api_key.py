@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.access import API_KEY_HEADER, hash_key, new_key
+from talkative_common.access import API_KEY_HEADER, hash_key, new_key
 
 
 def register(sub: argparse._SubParsersAction) -> None:

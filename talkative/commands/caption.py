@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.errors import TalkativeError
 from talkative.commands.options import add_models_dir
 from talkative.errors import EPILOG, EXIT_USAGE, report
+from talkative_common.errors import TalkativeError
 
 if TYPE_CHECKING:
     from caption_service.schemas import CaptionResponse
@@ -87,8 +87,8 @@ async def _caption(
     stack: Stack, filename: str, data: bytes, beam_size: int | None
 ) -> CaptionResponse:
     from caption_service.schemas import CaptionResponse
-    from services.images import probe_image
     from talkative.stack import call
+    from talkative_common.images import probe_image
 
     # A file that is no photo is refused from its header, before the captioner loads.
     probe_image(data, max_pixels=stack.caption_settings().max_image_pixels)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from services.errors import TalkativeError
-from services.validation import describe_validation_errors
 from talkative.commands.options import add_models_dir
 from talkative.errors import EPILOG, EXIT_USAGE, report
+from talkative_common.errors import TalkativeError
+from talkative_common.validation import describe_validation_errors
 
 if TYPE_CHECKING:
     from talkative.stack import Stack

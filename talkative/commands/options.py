@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from services import DEFAULT_MODEL_REPOSITORY
+from talkative_common import DEFAULT_MODEL_REPOSITORY
 
 
 def add_models_dir(p: argparse.ArgumentParser) -> None:

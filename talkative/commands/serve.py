@@ -185,7 +185,7 @@ def _exit_with_parent(parent: int) -> Callable[[], None]:
 
 def _spawn(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # A new session: Ctrl-C reaches only this command, which then stops each child in order.
-    # -P: run from the repository root, its gateway/ folder would shadow the gateway package.
+    # -P: the child imports the installed packages, never a folder of the current directory.
     return subprocess.Popen(
         [sys.executable, "-P", "-c", f"from {module} import run; run()"],
         env=env,

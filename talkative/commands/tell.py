@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from services.errors import TalkativeError
-from services.validation import describe_validation_errors
 from talkative.commands.options import add_models_dir
 from talkative.errors import EPILOG, EXIT_USAGE, report
+from talkative_common.errors import TalkativeError
+from talkative_common.validation import describe_validation_errors
 
 if TYPE_CHECKING:
     from gateway_service.schemas import StoryOptions, StoryResponse
@@ -134,8 +134,8 @@ async def _tell(
     want_card: bool,
 ) -> tuple[StoryResponse, bytes | None]:
     from gateway_service.schemas import StoryResponse
-    from services.images import probe_image
     from talkative.stack import call
+    from talkative_common.images import probe_image
 
     # Fail fast on a file that is no photo, before any model loads: the header only, so
     # the gateway's decode stays the one full decode of this story.

@@ -14,7 +14,7 @@ from PIL import Image
 from caption_service.captioner import CaptionModel
 from caption_service.main import create_app
 from caption_service.settings import CaptionSettings
-from services.model_client import ContractMismatch, ModelRepository, create_model_client
+from talkative_common.model_client import ContractMismatch, ModelRepository, create_model_client
 from tests.support.captioner import photo
 from tests.support.problems import assert_problem
 from tests.support.servers import serve

@@ -13,7 +13,7 @@ from PIL import Image
 
 from caption_service.main import create_app
 from caption_service.settings import CaptionSettings
-from services.images import DecodeBudget, read_image, to_png
+from talkative_common.images import DecodeBudget, read_image, to_png
 from tests.support.captioner import photo
 from tests.support.problems import assert_problem
 from tests.support.servers import serve

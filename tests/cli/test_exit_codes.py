@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.errors import InvalidInput, NotFound, TalkativeError, Unavailable
 from talkative.errors import EXIT_TEMPFAIL, exit_code, from_problem
+from talkative_common.errors import InvalidInput, NotFound, TalkativeError, Unavailable
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

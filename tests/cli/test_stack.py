@@ -126,7 +126,7 @@ def test_caption_decodes_a_big_photo_at_the_services_size(
 ) -> None:
     """`talkative caption` reads the photo as caption-service does (no larger than
     CAPTION_IMAGE_MAX_SIDE, 1080): a big photo and its reduced copy caption the same."""
-    from services.images import read_image, to_png
+    from talkative_common.images import read_image, to_png
 
     big = photo_bytes("PNG", (3000, 2000))
     paths = {"big": tmp_path / "big.png", "reduced": tmp_path / "reduced.png"}

@@ -934,7 +934,7 @@ def check_gateway_stores(settings: Any) -> None:
     from limits.aio.storage import RedisStorage
 
     from gateway_service.store import open_store
-    from services.access import rate_limit_storage
+    from talkative_common.access import rate_limit_storage
 
     store = open_store(settings)
     try:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
-from services.images import read_image
 from talkative.stack import Stack, call
+from talkative_common.images import read_image
 from tests.gateway.conftest import photo_bytes
 
 UPLOAD = (2400, 1600)  # bigger than what the gateway (1080) and caption-service keep

@@ -24,9 +24,9 @@ from gateway_service.prompts import (
     tidy_caption,
     to_french,
 )
-from services.generation_schema import ModelList
+from talkative_common.generation_schema import ModelList
 
-GATEWAY = Path(__file__).resolve().parents[2] / "gateway" / "gateway_service"
+GATEWAY = Path(__file__).resolve().parents[2] / "gateway-service" / "gateway_service"
 
 CAPTIONS = [
     "a man riding a horse on a sandy beach",
@@ -117,7 +117,7 @@ def test_the_gateway_holds_no_copy_of_the_fitting_rules() -> None:
 def test_the_story_steps_raise_domain_errors_not_problems() -> None:
     for name in ("catalogue.py", "prompts.py", "stories.py"):
         source = (GATEWAY / name).read_text(encoding="utf-8")
-        assert "Problem" not in source and "services.problems" not in source, name
+        assert "Problem" not in source and "talkative_common.problems" not in source, name
 
 
 @pytest.mark.parametrize("name", ["tiny_en", "tiny_fr"])

@@ -1,7 +1,7 @@
 """One request id across the stack: the gateway's id (the caller's sane X-Request-ID, or one
 it makes) reaches caption-service and textgen-service on every call, and their access log
 lines carry it. Real servers over real HTTP (tests/gateway/conftest.py), the log lines as
-services.logging.JsonFormatter writes them."""
+talkative_common.logging.JsonFormatter writes them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.logging import REQUEST_ID_HEADER, JsonFormatter
+from talkative_common.logging import REQUEST_ID_HEADER, JsonFormatter
 from tests.support.model_server import wait_until
 
 

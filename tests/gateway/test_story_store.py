@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from gateway_service.settings import GatewaySettings
 from gateway_service.sqlite_store import sqlite_path
 from gateway_service.store import StoredStory, StoryStore, open_store
-from services.errors import Unavailable, status_of
+from talkative_common.errors import Unavailable, status_of
 from tests.support.redis_server import RedisServer, unique_prefix
 from tests.support.servers import free_port
 

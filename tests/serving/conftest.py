@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from services.model_client import ModelClient, ModelRepository
-from services.model_client.grpc import GrpcClient
-from services.model_client.inprocess import InProcessClient
-from services.model_client.remote import RemoteOptions
-from services.model_client.rest import RestClient
+from talkative_common.model_client import ModelClient, ModelRepository
+from talkative_common.model_client.grpc import GrpcClient
+from talkative_common.model_client.inprocess import InProcessClient
+from talkative_common.model_client.remote import RemoteOptions
+from talkative_common.model_client.rest import RestClient
 from tests.support.model_server import ModelServerProcess, serve_repository
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from services.model_client import GENERATE, ModelNotFound, ModelUnavailable
-from services.model_client.tensors import from_tensor_proto, to_tensor_proto
+from talkative_common.model_client import GENERATE, ModelNotFound, ModelUnavailable
+from talkative_common.model_client.tensors import from_tensor_proto, to_tensor_proto
 from tests.serving.conftest import make_client
 from tests.support.model_server import ModelServerProcess, serve_repository, write_config
 

@@ -51,9 +51,11 @@ def _tensorflow_modules(modules: set[str]) -> list[str]:
 def _check_lean(service: ServiceProcess) -> None:
     modules = service.imported_modules()
     # The grpc backend really ran, on the classes built from the descriptor set...
-    assert {"grpc", "services.model_client.grpc", "services.model_client.protos.tf_serving"} <= (
-        modules
-    )
+    assert {
+        "grpc",
+        "talkative_common.model_client.grpc",
+        "talkative_common.model_client.protos.tf_serving",
+    } <= (modules)
     # ...and no TensorFlow came with it, neither as Python modules nor as libraries.
     assert _tensorflow_modules(modules) == []
     assert service.tensorflow_mappings() == []
@@ -110,9 +112,9 @@ class NoTensorFlow:
 sys.meta_path.insert(0, NoTensorFlow())
 import numpy as np
 import caption_service.main, textgen_service.main
-from services.model_client import grpc, rest
-from services.model_client.tensors import from_tensor_proto, to_tensor_proto
-from services.model_client.protos import tf_serving as pb
+from talkative_common.model_client import grpc, rest
+from talkative_common.model_client.tensors import from_tensor_proto, to_tensor_proto
+from talkative_common.model_client.protos import tf_serving as pb
 
 request = pb.PredictRequest()
 request.inputs["x"].CopyFrom(to_tensor_proto(np.array([[1, 2]], np.int32)))

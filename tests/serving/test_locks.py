@@ -14,9 +14,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
-from tests.support.service_images import dockerfile
+from tests.support.service_images import compose_service, dockerfile
 
-IMAGES = {"caption-service": "caption", "textgen-service": "textgen", "gateway": "gateway",
+IMAGES = {"caption-service": "caption", "textgen-service": "textgen", "gateway-service": "gateway",
           "bot-service": "bot"}  # fmt: skip
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)$")
 
@@ -79,7 +79,7 @@ def test_each_image_lock_is_complete_and_agrees_with_the_constraints(
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_dockerfile_installs_its_lock_before_any_source(image: str) -> None:
-    lines = dockerfile(image).splitlines()
+    lines = dockerfile(compose_service(image)).splitlines()
     stages = [i for i, line in enumerate(lines) if line.startswith("FROM")]
     build = lines[stages[0] : stages[1]]
     lock_copy = build.index(f"COPY requirements/{image}.txt ./requirements/")

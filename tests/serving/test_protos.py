@@ -1,4 +1,4 @@
-"""The descriptor set of TF Serving's API (services/model_client/protos) and its classes.
+"""The descriptor set of TF Serving's API (talkative_common/model_client/protos) and its classes.
 
 The committed tf_serving.binpb must be what `make protos` writes from the installed
 official packages (the dev virtualenv has them), and the classes built from it must
@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from google.protobuf import descriptor_pb2
 
-from services.model_client.protos import DESCRIPTOR_SET, WELL_KNOWN_PREFIX, build
-from services.model_client.protos import tf_serving as pb
-from services.model_client.tensors import from_tensor_proto, to_tensor_proto
+from talkative_common.model_client.protos import DESCRIPTOR_SET, WELL_KNOWN_PREFIX, build
+from talkative_common.model_client.protos import tf_serving as pb
+from talkative_common.model_client.tensors import from_tensor_proto, to_tensor_proto
 
 official = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2")
 
 
 def test_committed_descriptor_set_is_what_make_protos_writes():
     assert DESCRIPTOR_SET.read_bytes() == build.build(), (
-        "services/model_client/protos/tf_serving.binpb is stale: run `make protos`"
+        "talkative_common/model_client/protos/tf_serving.binpb is stale: run `make protos`"
     )
     assert build.main(["--check"]) == 0
 
@@ -125,8 +125,8 @@ def test_unknown_data_types_are_refused():
 
 def test_importing_the_classes_imports_no_tensorflow():
     code = (
-        "import sys; from services.model_client.protos import tf_serving; "
-        "import services.model_client.grpc; "
+        "import sys; from talkative_common.model_client.protos import tf_serving; "
+        "import talkative_common.model_client.grpc; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'tensorflow_serving', 'keras')))"
     )

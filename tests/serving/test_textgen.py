@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.model_client import ContractMismatch, ModelNotFound
+from talkative_common.model_client import ContractMismatch, ModelNotFound
 from tests.support.model_server import ModelServerProcess, serve_repository
 from tests.support.servers import serve
 from tests.support.text_models import export_broken_generate

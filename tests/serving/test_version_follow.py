@@ -31,7 +31,8 @@ import pytest
 
 from caption_service.main import create_app as caption_app
 from caption_service.settings import CaptionSettings
-from services.model_client import (
+from talkative.cli import main as talkative_main
+from talkative_common.model_client import (
     FollowedVersion,
     Inputs,
     ModelClient,
@@ -41,8 +42,7 @@ from services.model_client import (
     SignatureInfo,
     version_poll_interval,
 )
-from services.settings import ModelServiceSettings
-from talkative.cli import main as talkative_main
+from talkative_common.settings import ModelServiceSettings
 from tests.model_server.grpc_client import Stubs
 from tests.support.captioner import CAPTIONS, build_captioner, photo
 from tests.support.model_server import ModelServerProcess, write_config
@@ -66,7 +66,7 @@ V2_TEXT = (
 )
 PROMPT = "Quiz 42 Zebras"
 REQUEST = {"prompt": PROMPT, "model": MODEL, "max_new_tokens": 30, "temperature": 0.9, "seed": 7}
-FOLLOWED = "services.model_client.followed"
+FOLLOWED = "talkative_common.model_client.followed"
 
 
 # --- the model server's side of a rollout --------------------------------------------------
@@ -400,7 +400,7 @@ def test_caption_service_follows_the_stable_label(caption_rollout, caption_versi
         assert wait_for(lambda: caption(client), lambda c: c[0] == 1, "captions by v1") == (1, said)
 
 
-# --- the mechanism alone: services.model_client.followed ----------------------------------
+# --- the mechanism alone: talkative_common.model_client.followed ----------------------------------
 
 
 class FakeClient(ModelClient):

@@ -16,10 +16,10 @@ import pytest
 from tests.support.servers import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-# -P: the repository's own gateway/ folder must not shadow the gateway package.
+# -P: the child imports the installed packages, never a folder of the current directory.
 ENV = dict(
     os.environ,
-    PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("gateway", "caption-service", ".")),
+    PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("gateway-service", "caption-service", ".")),
     TF_CPP_MIN_LOG_LEVEL="2",
     TF_NUM_INTRAOP_THREADS="1",
     TF_NUM_INTEROP_THREADS="1",

@@ -25,6 +25,12 @@ def build_args(service: str) -> dict[str, str]:
     return {key: str(value) for key, value in build["args"].items()}
 
 
+def compose_service(folder: str) -> str:
+    """The compose service whose image is built from `folder` (its SERVICE build argument):
+    the gateway's folder is gateway-service, its compose service (and host name) gateway."""
+    return next(name for name in SERVICES if build_args(name)["SERVICE"] == folder)
+
+
 def dockerfile(service: str) -> str:
     """The template with `${ARG}` replaced by the service's build argument (or the ARG's
     default); an argument the template uses but nobody sets fails here."""

@@ -1,5 +1,5 @@
 """Domain errors in the domain, HTTP at the edge: textgen-service's models, registry and
-generation use case raise services.errors; only the routes may speak in statuses."""
+generation use case raise talkative_common.errors; only the routes may speak in statuses."""
 
 from __future__ import annotations
 
@@ -15,4 +15,4 @@ def test_only_the_http_edge_raises_problems() -> None:
         if path.parent.name == "api":
             continue
         source = path.read_text(encoding="utf-8")
-        assert "Problem" not in source and "services.problems" not in source, path.name
+        assert "Problem" not in source and "talkative_common.problems" not in source, path.name

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from services.model_client import Outputs
+from talkative_common.model_client import Outputs
 from tests.support.text_models import TINY_CHAR_LSTM, call_generate
 from training.char_lstm.export import load_keras_from_export
 from training.char_lstm.train import TrainConfig, stream_windows, train

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from services.model_client import GENERATE, ModelRepository
-from services.model_client.inprocess import InProcessClient
+from talkative_common.model_client import GENERATE, ModelRepository
+from talkative_common.model_client.inprocess import InProcessClient
 from tests.support.text_models import call_generate as call
 from training.gpt2.export import WARMUP_FILE, GPT2Generator, export_run, weights_from_export
 from training.gpt2.model import GPT2Config, build_model, from_weights, to_weights

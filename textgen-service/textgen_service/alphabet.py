@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from services.text import collapse_spaces, fold_typography, strip_accents
+from talkative_common.text import collapse_spaces, fold_typography, strip_accents
 
 
 @dataclass(frozen=True)

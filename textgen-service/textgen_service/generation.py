@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import secrets
 
-from services.errors import InvalidInput
-from services.generation_schema import GenerationRequest, GenerationResponse, Normalisation
+from talkative_common.errors import InvalidInput
+from talkative_common.generation_schema import GenerationRequest, GenerationResponse, Normalisation
 from textgen_service.models import GenerationParams
 from textgen_service.registry import TextModelRegistry
 from textgen_service.settings import TextgenSettings

@@ -1,6 +1,6 @@
 """textgen-service application: create_app() for tests and servers, run() for the console script.
 
-The lifespan (services.model_service) loads the registry, which starts following model
+The lifespan (talkative_common.model_service) loads the registry, which starts following model
 versions, and stops it before closing the model client.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.app import run_service
-from services.model_client import ModelClient, ModelRepository
-from services.model_service import ModelLoader, create_model_service
-from services.openapi import limit_request_fields
+from talkative_common.app import run_service
+from talkative_common.model_client import ModelClient, ModelRepository
+from talkative_common.model_service import ModelLoader, create_model_service
+from talkative_common.openapi import limit_request_fields
 from textgen_service import __version__
 from textgen_service.api.routes import router
 from textgen_service.registry import TextModelRegistry

@@ -4,7 +4,7 @@ Each name resolves to the version the model server serves (the label's target, o
 the newest served; in-process: the newest on disk). That version's card says which
 family the model is; its vocabulary or tokenizer is loaded, the graph is checked
 against the contract and warmed up before it takes traffic. When the label moves,
-the new version is built the same way and swapped in (services.model_client.followed);
+the new version is built the same way and swapped in (talkative_common.model_client.followed);
 `get(name)` returns the instance serving now, which a request keeps to its end.
 """
 
@@ -14,8 +14,8 @@ import asyncio
 import logging
 from functools import partial
 
-from services.errors import NotFound
-from services.model_client import (
+from talkative_common.errors import NotFound
+from talkative_common.model_client import (
     FollowedVersion,
     ModelClient,
     ModelNotFound,

@@ -1,7 +1,7 @@
 """The JSON bodies of textgen-service: its contract lives in the shared library
-(services/generation_schema.py), because the gateway speaks it too; re-exported here."""
+(talkative_common/generation_schema.py), because the gateway speaks it too; re-exported here."""
 
-from services.generation_schema import (
+from talkative_common.generation_schema import (
     MAX_SEED,
     SEED_LIMIT,
     GenerationRequest,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.settings import ModelServiceSettings
+from talkative_common.settings import ModelServiceSettings
 
 
 class TextgenSettings(ModelServiceSettings):

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 
 IMAGE_SIZE = 224
 POOLED_DIM = 1280

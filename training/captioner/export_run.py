@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training.captioner.train import export_run
 from training.cli_common import export_options, print_json
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training.captioner.bleu import corpus_bleu
 from training.captioner.datasets import (
     DATASET_KINDS,

@@ -24,7 +24,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training.cli_common import checkpoint_option, export_options, print_json
 from training.sampling import (
     GENERATE_INPUT_SIGNATURE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training.corpora import kjv, segond
 
 BUILDERS = {"kjv_en": kjv.build, "segond_fr": segond.build}

@@ -6,7 +6,7 @@ It behaves like `http.PoliteClient.download`, and returns the same `Download`:
 - one control connection per host, reused, reopened after an error;
 - the per-host `RateLimiter` of http.py; every command that opens a data connection
   (RETR, LIST, NLST) counts as a request, the gap counted from the end of the previous;
-- retries by the shared policy (services/retries.py: exponential backoff and jitter) on
+- retries by the shared policy (talkative_common/retries.py: exponential backoff and jitter) on
   timeouts, dropped connections and 4xx replies (transient by RFC 959); a 5xx reply
   (550: no such file) is permanent and raises the `FetchError` that HTTP raises, with
   the reply code as its status;
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from services.retries import Exhausted, Transient
+from talkative_common.retries import Exhausted, Transient
 from training.corpora.http import Download, FetchError, Politeness, RateLimiter
 
 

@@ -11,7 +11,7 @@ them gets blocked (and deserves to). Every request made through `PoliteClient`
 - carries a User-Agent that names the tool and where to complain,
 - has connect and read timeouts, so a stalled server never hangs the crawl,
 - is retried on timeouts, dropped connections, 429 and 5xx by the shared policy
-  (services/retries.py: exponential backoff and jitter, at least what a `Retry-After`
+  (talkative_common/retries.py: exponential backoff and jitter, at least what a `Retry-After`
   header asks for), the pauses taken in the per-host rate limiter.
 
 Downloads go to `NAME.part` and are renamed when complete; a download cut short
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.retries import Exhausted, RetryPolicy, Transient, retry_after_seconds
+from talkative_common.retries import Exhausted, RetryPolicy, Transient, retry_after_seconds
 from training.corpora.common import write_atomic
 
 USER_AGENT = "TalkativeCorpusBot/0.1 (+https://github.com/talkative/talkative; corpus research)"
@@ -76,7 +76,7 @@ class Politeness:
             raise ValueError("rate must be positive (requests per second)")
 
     def policy(self) -> RetryPolicy:
-        """The shared retry policy with these knobs (services/retries.py)."""
+        """The shared retry policy with these knobs (talkative_common/retries.py)."""
         return RetryPolicy(
             retries=self.retries,
             backoff_s=self.backoff,

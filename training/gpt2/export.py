@@ -31,7 +31,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training.cli_common import checkpoint_option, export_options, print_json
 from training.gpt2.model import GPT2Config
 from training.sampling import (

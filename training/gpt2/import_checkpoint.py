@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training.cli_common import export_options, print_json
 from training.gpt2.model import GPT2Config
 

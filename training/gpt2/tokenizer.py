@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 
 END_OF_TEXT = "<|endoftext|>"
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from services.cli import command_parser
+from talkative_common.cli import command_parser
 from training import run_state
 from training.cli_common import print_json, trainer_options
 from training.tf_threads import configure_threads

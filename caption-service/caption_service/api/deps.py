@@ -8,9 +8,9 @@ from fastapi import Depends
 
 from caption_service.captioner import CaptionModel
 from caption_service.settings import CaptionSettings
-from services.dependencies import app_settings, loaded
-from services.images import DecodeBudget
-from services.model_client import FollowedVersion
+from talkative_common.dependencies import app_settings, loaded
+from talkative_common.images import DecodeBudget
+from talkative_common.model_client import FollowedVersion
 
 CaptionerDep = Annotated[
     FollowedVersion[CaptionModel], Depends(loaded("captioner", "the captioner is still loading"))

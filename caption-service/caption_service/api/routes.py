@@ -1,4 +1,4 @@
-"""HTTP routes of caption-service: thin, the photo checks are in services.images.
+"""HTTP routes of caption-service: thin, the photo checks are in talkative_common.images.
 
 `model` is the captioner version serving when the request arrived; the answer's
 `version` is the one that produced its captions, even if the label moves meanwhile.
@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from caption_service.api.deps import DecodeBudgetDep, ModelDep, SettingsDep
 from caption_service.schemas import MAX_BEAM_SIZE, CaptionResponse
-from services.images import read_image
-from services.openapi import photo_upload, problem_responses
-from services.validation import only_form_fields
+from talkative_common.images import read_image
+from talkative_common.openapi import photo_upload, problem_responses
+from talkative_common.validation import only_form_fields
 
 router = APIRouter(prefix="/v1", tags=["captions"])
-# What the route raises itself; services.openapi adds what the edges answer.
+# What the route raises itself; talkative_common.openapi adds what the edges answer.
 PROBLEMS = problem_responses(
     {
         422: "not a JPEG, PNG, WebP or GIF photo, damaged, too many pixels, no `image` "

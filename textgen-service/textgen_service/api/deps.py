@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.dependencies import app_settings, loaded
+from talkative_common.dependencies import app_settings, loaded
 from textgen_service.registry import TextModelRegistry
 from textgen_service.settings import TextgenSettings
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.generation_schema import GenerationRequest, GenerationResponse, ModelInfo, ModelList
-from services.openapi import problem_responses
+from talkative_common.generation_schema import (
+    GenerationRequest,
+    GenerationResponse,
+    ModelInfo,
+    ModelList,
+)
+from talkative_common.openapi import problem_responses
 from textgen_service import generation
 from textgen_service.api.deps import RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["generation"])
-# What the routes raise themselves; services.openapi adds what the edges answer.
+# What the routes raise themselves; talkative_common.openapi adds what the edges answer.
 PROBLEMS = problem_responses(
     {
         404: "no such model; /v1/models lists them",

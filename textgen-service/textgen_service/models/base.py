@@ -11,9 +11,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from services.errors import Unavailable
-from services.generation_schema import TokenizerKind
-from services.model_client import (
+from talkative_common.errors import Unavailable
+from talkative_common.generation_schema import TokenizerKind
+from talkative_common.model_client import (
     GENERATE,
     ModelClient,
     ModelNotFound,

@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 
-from services.errors import InvalidInput
-from services.model_client import ModelClient, ModelRepository
+from talkative_common.errors import InvalidInput
+from talkative_common.model_client import ModelClient, ModelRepository
 from textgen_service.alphabet import Alphabet, NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
 

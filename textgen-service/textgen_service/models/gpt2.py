@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Tokenizer
 
-from services.errors import InvalidInput
-from services.model_client import ModelClient, ModelRepository
+from talkative_common.errors import InvalidInput
+from talkative_common.model_client import ModelClient, ModelRepository
 from textgen_service.alphabet import NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
 

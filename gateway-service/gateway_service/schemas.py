@@ -1,0 +1,109 @@
+"""The gateway's JSON bodies (see DESIGN.md: POST /v1/stories and the pass-through routes).
+
+The pass-through POST /v1/generations speaks textgen-service's contract, defined once in
+talkative_common/generation_schema.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from talkative_common.generation_schema import MODEL_NAME, SEED_LIMIT, ModelInfo
+
+# The types and limits of the story options, declared once: StoryOptions and the form
+# fields of POST /v1/stories (so its OpenAPI document shows them) both use them.
+ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=MODEL_NAME)]
+StoryLength = Annotated[int, Field(ge=1)]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
+RngSeed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
+Style = Literal["auto", "verse", "screenplay", "tale", "plain"]
+
+
+class StoryOptions(BaseModel):
+    """The form fields beside the image in POST /v1/stories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName | None = Field(None, description="text model")
+    max_new_tokens: StoryLength | None = Field(
+        None, description="length of the story in tokens (characters for char models)"
+    )
+    temperature: Temperature = Field(0.7, description="0 = greedy; higher = wilder")
+    # The random seed (rng_seed in the code); `seed` is the public form field's name.
+    seed: RngSeed | None = Field(None, description="same seed, same story")
+    style: Style = Field(
+        "auto", description="how the caption is framed; auto follows the model's corpus"
+    )
+
+
+class PromptInfo(BaseModel):
+    text: str = Field(
+        description="what the text model read: the framed caption as textgen-service "
+        "fitted it to the model"
+    )
+    style: str
+    language: str
+    translated: bool = Field(description="the caption was rendered in the model's language")
+
+
+class StoryResponse(BaseModel):
+    id: str
+    caption: str
+    # Public names, the documented contract: `seed` is the random seed (rng_seed in the
+    # code) and `prompt` the opening text built from the caption.
+    seed: int = Field(description="the random seed: send it again for the same story")
+    prompt: PromptInfo = Field(description="the opening text built from the caption")
+    story: str
+    model: str
+    timings: dict[str, float] = Field(description="milliseconds per step")
+    card_url: str
+    alt_text: str = Field(description="a description of the card for screen readers")
+    finish_reason: Literal["length", "stop", "sentence"]
+
+
+class PublicCorpus(BaseModel):
+    name: str = ""
+    source: str = ""
+    licence: str = ""
+
+
+class PublicModel(BaseModel):
+    """What the public may know of a model: no training paths, hashes or run settings."""
+
+    name: str
+    version: int
+    kind: str
+    language: str
+    description: str
+    parameters: int
+    held_out_loss: dict[str, float] = Field(description="figures only, per the model card")
+    max_new_tokens: int
+    training_corpus: PublicCorpus
+    licence: str = Field("", description="licence of the training data")
+
+    @classmethod
+    def from_textgen(cls, entry: ModelInfo) -> PublicModel:
+        card = entry.card
+        raw_corpus = card.get("training_corpus")
+        corpus: dict[str, Any] = raw_corpus if isinstance(raw_corpus, dict) else {}
+        return cls(
+            name=entry.name,
+            version=entry.version,
+            kind=entry.kind,
+            language=entry.language,
+            description=entry.description,
+            parameters=entry.parameters,
+            held_out_loss=dict(entry.held_out_loss),
+            max_new_tokens=entry.max_new_tokens,
+            training_corpus=PublicCorpus(
+                **{k: str(corpus.get(k, "")) for k in ("name", "source", "licence")}
+            ),
+            licence=str(card.get("licence", "")),
+        )
+
+
+class PublicModelList(BaseModel):
+    models: list[PublicModel]
+    default: str

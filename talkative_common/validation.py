@@ -1,0 +1,228 @@
+"""Request validation helpers: readable validation errors, a body size limit, and bodies read
+whole, within a deadline, before a request may take one of the service's slots."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import field_validator
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _whole_number(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def whole_numbers(*fields: str) -> Any:
+    """A strict model's validator for its integer `fields`: 5.0 is the integer 5 in JSON
+    (and in the JSON Schema of the OpenAPI document), so it is taken as one; 5.5, "5"
+    and true are still refused. Use as `_whole = whole_numbers("seed")` in the class."""
+    return field_validator(*fields, mode="before")(_whole_number)
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Pydantic/FastAPI errors -> [{field, message}] a person can act on."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
+        field = ".".join(loc) or "body"
+        message = str(err.get("msg", "invalid value"))
+        if err.get("type") == "missing":
+            message = "this field is required"
+        elif err.get("type") == "extra_forbidden":
+            message = "unknown field; check the spelling against the API documentation"
+        elif err.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        out.append({"field": field, "message": message})
+    return out
+
+
+def only_form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: 422 for a multipart field the route does not take.
+
+    FastAPI ignores form fields it was not told about, so a misspelt option
+    (`max_token=5`) would silently get the default; naming it is kinder.
+    """
+    known = frozenset(names)
+
+    async def check(request: Request) -> None:
+        # A request check at the HTTP edge (a route dependency on form fields), like
+        # FastAPI's own validation: a Problem here, not a domain error.
+        from talkative_common.problems import Problem
+
+        unknown = sorted(set((await request.form()).keys()) - known)
+        if unknown:
+            message = "unknown field; check the spelling against the API documentation"
+            raise Problem(
+                422,
+                f"Unknown form field(s) {', '.join(unknown)}; this endpoint takes "
+                f"{', '.join(sorted(known))}.",
+                errors=[{"field": name, "message": message} for name in unknown],
+            )
+
+    return check
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over `max_bytes`, by header or while streaming.
+
+    JSON bodies (prompts and knobs) get the smaller `max_json_bytes`: a photo may be
+    megabytes, a JSON request never needs to be. Checked before FastAPI parses anything,
+    so an oversized upload is never buffered whole.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None) -> None:
+        self.app, self.max_bytes = app, max_bytes
+        self.max_json_bytes = min(max_bytes, max_json_bytes or max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from talkative_common.problems import problem_response
+
+        headers = dict(scope.get("headers", []))
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        is_json = media == b"application/json" or media.endswith(b"+json")
+        limit = self.max_json_bytes if is_json else self.max_bytes
+        declared = headers.get(b"content-length")
+        too_big = problem_response(
+            413,
+            f"The request body is larger than {limit:,} bytes"
+            + (" (the limit for JSON bodies)." if is_json else "."),
+            instance=scope.get("path"),
+        )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await too_big(scope, receive, send)
+            return
+        received, answered = 0, False
+
+        async def guarded_send(message: Message) -> None:
+            if not answered:  # after our 413, whatever the app sends is dropped
+                await send(message)
+
+        async def limited() -> Message:
+            nonlocal received, answered
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not answered:
+                    answered = True
+                    await too_big(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        try:
+            await self.app(scope, limited, guarded_send)
+        except Exception:
+            if not answered:
+                raise
+
+
+class ReadBodyFirst:
+    """ASGI middleware: the whole body arrives, within `timeout_s`, before the app sees it.
+
+    Placed outside the concurrency bound, so a client that trickles its upload holds no
+    slot while it does (eight such clients used to lock everyone out), and one that has
+    not finished in time gets 408 instead of holding its connection. The body size was
+    already bounded by BodySizeLimit, outside this one.
+
+    One client address may be sending at most `max_per_client` bodies at once; more get
+    429 at once, so a single address cannot tie up the server with slow uploads.
+    """
+
+    DRAIN_S = 1.0  # how long a refused upload is read before the refusal is sent
+
+    def __init__(self, app: ASGIApp, timeout_s: float, max_per_client: int = 16) -> None:
+        self.app, self.timeout_s, self.max_per_client = app, timeout_s, max_per_client
+        self.uploading: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length", b"")
+        has_body = b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        from talkative_common.problems import problem_response
+
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if self.uploading.get(address, 0) >= self.max_per_client:
+            # Read (and drop) what arrives within DRAIN_S first: a client still sending
+            # when the connection closes would see a reset, not this answer.
+            try:
+                drained = await asyncio.wait_for(self._drain(receive), timeout=self.DRAIN_S)
+            except TimeoutError:
+                drained = False
+            busy = problem_response(
+                429,
+                f"Your address is already sending {self.max_per_client} request bodies; "
+                "wait for one to finish.",
+                instance=scope.get("path"),
+                headers={"Retry-After": "1"} | ({} if drained else {"Connection": "close"}),
+            )
+            await busy(scope, receive, send)
+            return
+        self.uploading[address] = self.uploading.get(address, 0) + 1
+        try:
+            body = await self._read_body(receive)
+        except TimeoutError:
+            slow = problem_response(
+                408,
+                f"The request body did not arrive within {self.timeout_s:g} s.",
+                instance=scope.get("path"),
+                headers={"Connection": "close"},
+            )
+            await slow(scope, receive, send)
+            return
+        finally:  # only while the body arrives: a slow model does not count against a client
+            left = self.uploading.pop(address) - 1
+            if left:
+                self.uploading[address] = left
+        if body is None:
+            return  # the client left; nobody to answer
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: only a disconnect can come
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _drain(receive: Receive) -> bool:
+        """Read the body to its end, keeping nothing; False if the client left."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return False
+            if not message.get("more_body", False):
+                return True
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, None if the client left, TimeoutError past the deadline."""
+        chunks: list[bytes] = []
+
+        async def read_all() -> bool:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return False
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+
+        complete = await asyncio.wait_for(read_all(), timeout=self.timeout_s)
+        return b"".join(chunks) if complete else None

@@ -62,7 +62,9 @@ system-deps: ## Debian packages the corpora and the tests need
 
 # The bot's credentials for docker compose, one file each (docker-compose.yml `secrets:`).
 BOT_SECRETS := bot_gateway_api_key bot_mastodon_access_token bot_twitter_consumer_key \
-	bot_twitter_consumer_secret bot_twitter_access_token bot_twitter_access_token_secret
+	bot_twitter_consumer_secret bot_twitter_access_token bot_twitter_access_token_secret \
+	bot_x_api_key bot_x_api_secret bot_x_access_token bot_x_access_token_secret \
+	bot_bluesky_app_password
 
 secrets: ## create secrets/ with an empty file per bot credential (fill in those you use)
 	@install -d -m 700 secrets

@@ -13,7 +13,9 @@ The server software is not announced: each service runs uvicorn with
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from talkative_common.asgi import HttpMiddleware
 
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
@@ -27,14 +29,8 @@ ALWAYS = [
 NO_CSP = ("/docs", "/redoc")
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeaders(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra = list(ALWAYS)
         if not scope["path"].startswith(NO_CSP):
             extra.append((b"content-security-policy", CSP.encode()))

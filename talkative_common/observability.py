@@ -21,6 +21,7 @@ from prometheus_client import (
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from talkative_common.asgi import HttpMiddleware
 from talkative_common.problems import problem_response
 
 
@@ -135,7 +136,7 @@ class ConcurrencyLimit:
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class Measure:
+class Measure(HttpMiddleware):
     """ASGI middleware: request count and latency per route, and a Server-Timing header.
 
     The header (`app;dur=<ms>`, W3C Server-Timing) tells a caller how long this service
@@ -152,10 +153,7 @@ class Measure:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, status = time.perf_counter(), 500
 
         async def send_timed(message: Message) -> None:

@@ -10,8 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from talkative_common.asgi import HttpMiddleware
 from talkative_common.errors import TalkativeError, Unavailable, status_of
 from talkative_common.validation import describe_validation_errors
 
@@ -121,16 +122,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_middleware(UnhandledErrors)
 
 
-class UnhandledErrors:
+class UnhandledErrors(HttpMiddleware):
     """A bug becomes a logged traceback and a 500 problem, never a dropped connection."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:

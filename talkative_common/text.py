@@ -5,26 +5,31 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Typographic characters folded to the plain ones the corpora use.
+# Typographic characters every corpus folds to the plain ones it uses
+# (training.corpora.common.clean_text), so the models' alphabets stay small.
+CORPUS_FOLDS = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u202f": " ",
+}
+# A prompt is folded further, to what the corpora hold, so one typed on a phone still matches.
 TYPOGRAPHY = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
+    CORPUS_FOLDS
+    | {
         "\u201a": "'",
         "\u2032": "'",
-        "\u201c": '"',
-        "\u201d": '"',
         "\u201e": '"',
-        "\u00ab": '"',
-        "\u00bb": '"',
         "\u2010": "-",
         "\u2011": "-",
         "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2026": "...",
-        "\u00a0": " ",
-        "\u202f": " ",
         "\u2009": " ",
         "\t": " ",
     }

@@ -11,6 +11,8 @@ from pydantic import field_validator
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from talkative_common.asgi import HttpMiddleware
+
 
 def _whole_number(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
@@ -68,7 +70,7 @@ def only_form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
     return check
 
 
-class BodySizeLimit:
+class BodySizeLimit(HttpMiddleware):
     """ASGI middleware: 413 for bodies over `max_bytes`, by header or while streaming.
 
     JSON bodies (prompts and knobs) get the smaller `max_json_bytes`: a photo may be
@@ -80,10 +82,7 @@ class BodySizeLimit:
         self.app, self.max_bytes = app, max_bytes
         self.max_json_bytes = min(max_bytes, max_json_bytes or max_bytes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         from talkative_common.problems import problem_response
 
         headers = dict(scope.get("headers", []))
@@ -124,7 +123,7 @@ class BodySizeLimit:
                 raise
 
 
-class ReadBodyFirst:
+class ReadBodyFirst(HttpMiddleware):
     """ASGI middleware: the whole body arrives, within `timeout_s`, before the app sees it.
 
     Placed outside the concurrency bound, so a client that trickles its upload holds no
@@ -142,10 +141,7 @@ class ReadBodyFirst:
         self.app, self.timeout_s, self.max_per_client = app, timeout_s, max_per_client
         self.uploading: dict[str, int] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", []))
         length = headers.get(b"content-length", b"")
         has_body = b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)

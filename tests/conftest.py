@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,6 +24,13 @@ TINY_TEXT = (
     "And the king said unto the people, Go ye and sow the field.\n"
     "Et le roi dit: Allez, semez le champ; voilà l'été.\n"
 )
+
+
+@pytest.fixture()
+def client(service_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the service a test folder serves: its conftest's `service_url`."""
+    with httpx.Client(base_url=service_url, timeout=60) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +55,18 @@ def tiny_repository(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
     repo = tmp_path_factory.mktemp("models")
     export_run(tiny_run, repo / "tiny_en" / "1", name="tiny_en", language="en")
     return repo
+
+
+@pytest.fixture(scope="session")
+def offline_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real photos `make run` writes to data/photos (they ship inside scikit-image,
+    scikit-learn and matplotlib), written the same way for the tests: data/ is not in git."""
+    from training.captioner.offline_photos import PHOTOS, as_bytes
+
+    out = tmp_path_factory.mktemp("photos")
+    for photo in PHOTOS:
+        (out / f"{photo.name}.jpg").write_bytes(as_bytes(photo, "JPEG"))
+    return out
 
 
 def default_model(name: str) -> Path:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Mapping
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ TRAINER_OPTIONS = {
     "seed": "random seed: the weights and the order of the data",
     "threads": "TensorFlow CPU threads (0 = all cores)",
 }
-REQUIRED = ("corpus", "run_dir")  # no default: the command names them
 RESUMABLE_HELP = "checkpoint and stop at this step; the same command without it resumes"
 
 
@@ -37,30 +37,64 @@ def flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def config_options(
+    group: argparse._ActionsContainer,
+    config: type[Any],
+    helps: Mapping[str, str],
+    *,
+    choices: Mapping[str, Sequence[str]] | None = None,
+    metavars: Mapping[str, str] | None = None,
+) -> None:
+    """Add one option to `group` for each field named in `helps` (in that order), typed and
+    defaulted from the config dataclass `config`: a field without a default is required,
+    `X | None` takes X, and a bool that defaults to True becomes a --no-... switch."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    types = typing.get_type_hints(config)
+    for name, text in helps.items():
+        field = fields[name]
+        kind = _value_type(types[name])
+        extra: dict[str, Any] = {}
+        if choices and name in choices:
+            extra["choices"] = choices[name]
+        if metavars and name in metavars:
+            extra["metavar"] = metavars[name]
+        if field.default is dataclasses.MISSING:
+            group.add_argument(flag(name), type=kind, required=True, help=text, **extra)
+        elif kind is bool:
+            on = field.default is True
+            group.add_argument(
+                flag(name) if not on else "--no-" + flag(name)[2:],
+                dest=name,
+                action="store_false" if on else "store_true",
+                help=text,
+            )
+        else:
+            shown = "" if field.default is None else " (default: %(default)s)"
+            group.add_argument(
+                flag(name), type=kind, default=field.default, help=text + shown, **extra
+            )
+
+
+def _value_type(hint: Any) -> Any:
+    """The type an option parses to: X for `X | None`."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
 def trainer_options(
-    defaults: Any, helps: Mapping[str, str] | None = None
+    config: type[Any], helps: Mapping[str, str] | None = None
 ) -> argparse.ArgumentParser:
     """The argparse parent (`parents=[...]`) of a trainer: the options of TRAINER_OPTIONS
-    that its config dataclass `defaults` has, typed and defaulted from it, plus
-    --stop-after when the trainer can stop and resume (a `stop_after` field)."""
+    that its config dataclass has, typed and defaulted from it, plus --stop-after when the
+    trainer can stop and resume (a `stop_after` field)."""
     helps = {**TRAINER_OPTIONS, **(helps or {})}
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("training options every trainer has")
-    fields = {f.name for f in dataclasses.fields(defaults)}
-    for name in TRAINER_OPTIONS:
-        if name not in fields:
-            continue
-        if name in REQUIRED:
-            group.add_argument(flag(name), type=Path, required=True, help=helps[name])
-            continue
-        default = getattr(defaults, name)
-        kind = type(default)
-        group.add_argument(
-            flag(name), type=kind, default=default, help=f"{helps[name]} (default: %(default)s)"
-        )
+    fields = {f.name for f in dataclasses.fields(config)}
+    config_options(group, config, {k: helps[k] for k in TRAINER_OPTIONS if k in fields})
     if "stop_after" in fields:
-        group.add_argument(
-            "--stop-after", type=int, default=None, metavar="STEP", help=RESUMABLE_HELP
+        config_options(
+            group, config, {"stop_after": RESUMABLE_HELP}, metavars={"stop_after": "STEP"}
         )
     return parent
 

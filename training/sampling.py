@@ -2,15 +2,22 @@
 
 Randomness comes from a counter-based integer hash of (seed, step, token) in core
 int64 ops rather than TF's stateful or batch-wide stateless generators, so a row's
-text depends on its own seed only, alone or batched. The `generate` contract's
-inputs (DESIGN.md) are declared once here, batch dimension first.
+text depends on its own seed only, alone or batched. The `generate` contract
+(DESIGN.md) is declared once here: its signature name and inputs, batch dimension
+first, and how an exported generator is saved under it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
+GENERATE_SIGNATURE = "generate"
 GENERATE_INPUT_SIGNATURE = [
     tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
     tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
@@ -20,6 +27,67 @@ GENERATE_INPUT_SIGNATURE = [
     tf.TensorSpec([None], tf.float32, name="top_p"),
     tf.TensorSpec([None], tf.int64, name="seed"),
 ]
+
+
+class GenerateInputs(NamedTuple):
+    """The `generate` contract's inputs, [B] or [B, T] tensors (GENERATE_INPUT_SIGNATURE)."""
+
+    prompt_ids: tf.Tensor
+    prompt_lengths: tf.Tensor
+    max_new_tokens: tf.Tensor
+    temperature: tf.Tensor
+    top_k: tf.Tensor
+    top_p: tf.Tensor
+    seed: tf.Tensor
+
+
+class TextGenerator(tf.Module):
+    """An exported text model's generator: `generate` is the contract's signature, and a
+    model family writes `decode`, the whole decoding loop, in core TensorFlow ops."""
+
+    @tf.function(input_signature=GENERATE_INPUT_SIGNATURE)
+    def generate(
+        self,
+        prompt_ids: tf.Tensor,
+        prompt_lengths: tf.Tensor,
+        max_new_tokens: tf.Tensor,
+        temperature: tf.Tensor,
+        top_k: tf.Tensor,
+        top_p: tf.Tensor,
+        seed: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        return self.decode(
+            GenerateInputs(
+                prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seed
+            )
+        )
+
+    def decode(self, inputs: GenerateInputs) -> dict[str, tf.Tensor]:
+        """{"token_ids": [B, N] int32, "lengths": [B] int32}: the new tokens of each row."""
+        raise NotImplementedError
+
+
+def save_generator(generator: tf.Module, out_dir: Path) -> Path:
+    """Save a text model's generator (its `generate` method) as a new model version: a
+    SavedModel under the `generate` signature, also the serving default. A version is never
+    overwritten (a non-empty `out_dir` is refused); returns its assets.extra folder, made."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SystemExit(f"{out_dir} is not empty: model versions are immutable, use a new one")
+    fn = generator.generate.get_concrete_function()
+    tf.saved_model.save(
+        generator, str(out_dir), signatures={GENERATE_SIGNATURE: fn, "serving_default": fn}
+    )
+    extra = out_dir / "assets.extra"
+    extra.mkdir(parents=True, exist_ok=True)
+    return extra
+
+
+def write_model_card(extra: Path, card: Mapping[str, Any]) -> None:
+    """assets.extra/model_card.json: what textgen-service lists and serves the model by."""
+    (extra / "model_card.json").write_text(
+        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
 
 _M32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9

@@ -29,14 +29,7 @@ from bot_service import compose
 from bot_service.gateway_client import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot_service.lease import LeaseKeeper
 from bot_service.metrics import BotMetrics
-from bot_service.platforms.base import (
-    MediaRejected,
-    Platform,
-    PlatformError,
-    PlatformUnavailable,
-    RateLimited,
-    Reply,
-)
+from bot_service.platforms import base
 from bot_service.settings import BotSettings
 from bot_service.store import Item, StateStore
 
@@ -72,7 +65,7 @@ class Bot:
     def __init__(
         self,
         settings: BotSettings,
-        platform: Platform,
+        platform: base.Platform,
         gateway: GatewayClient,
         store: StateStore,
         metrics: BotMetrics | None = None,
@@ -135,7 +128,7 @@ class Bot:
         self.metrics.failures.labels(self.platform.name, f"{exc.what}_down").inc()
         log.warning("%s; pausing %.1fs, nothing dropped", exc, delay)
 
-    def _rate_limited(self, exc: RateLimited) -> None:
+    def _rate_limited(self, exc: base.RateLimited) -> None:
         self.paused_until = max(self.paused_until, exc.reset_at)
         self.metrics.failures.labels(self.platform.name, "rate_limited").inc()
         self.metrics.paused_until.labels(self.platform.name).set(self.paused_until)
@@ -159,10 +152,10 @@ class Bot:
             cursor = self.store.cursor(name)
             # Fetch whole pages: the cap per poll bounds work, not reading (or mentions are lost).
             batch = self.platform.fetch_mentions(cursor, FETCH_PAGE)
-        except RateLimited as exc:
+        except base.RateLimited as exc:
             self._rate_limited(exc)
             return 0
-        except PlatformUnavailable as exc:
+        except base.PlatformUnavailable as exc:
             self._outage(_Outage("platform", str(exc)))
             return 0
         added = self.store.record(name, batch.mentions, batch.cursor)
@@ -211,7 +204,7 @@ class Bot:
                     break
                 log.info("story %s tripped the word filter (%s)", story.id, ", ".join(blocked))
                 story = None
-        except (MediaRejected, GatewayRejected) as exc:
+        except (base.MediaRejected, GatewayRejected) as exc:
             log.info("mention %s: image refused: %s", m.id, exc)
             self.store.mark_composed(
                 item,
@@ -258,7 +251,7 @@ class Bot:
                 log.warning("mention %s is no longer ready to post here; not posting", m.id)
                 return
         self._check_lease(m.id)
-        reply = Reply(
+        reply = base.Reply(
             text=item.reply_text or "",
             image=item.card,
             image_type=item.card_type or "image/png",
@@ -286,14 +279,14 @@ class Bot:
                 item = self.store.get(name, m.id) or item
             if item.state in ("captioned", "replying"):
                 self._post(item)
-        except (RateLimited, LeaseLost):
+        except (base.RateLimited, LeaseLost):
             raise
-        except PlatformUnavailable as exc:
+        except base.PlatformUnavailable as exc:
             raise _Outage("platform", str(exc)) from exc
         except GatewayUnavailable as exc:
             raise _Outage("gateway", str(exc), exc.retry_after_s) from exc
         except Exception as exc:  # the mention's own failure: spend an attempt
-            reason = "platform_error" if isinstance(exc, PlatformError) else "error"
+            reason = "platform_error" if isinstance(exc, base.PlatformError) else "error"
             self.metrics.failures.labels(name, reason).inc()
             attempts = item.attempts + 1
             if attempts >= self.settings.max_attempts:
@@ -305,7 +298,7 @@ class Bot:
                     attempts,
                     exc,
                     extra={"platform": name, "mention_id": m.id, "dead_letter": True},
-                    exc_info=not isinstance(exc, PlatformError),
+                    exc_info=not isinstance(exc, base.PlatformError),
                 )
             else:
                 delay = self.retry_delay(item.attempts)
@@ -331,7 +324,7 @@ class Bot:
             except LeaseLost as exc:
                 log.warning("%s: standing by", exc)
                 break
-            except RateLimited as exc:
+            except base.RateLimited as exc:
                 self._rate_limited(exc)
                 break
             except _Outage as exc:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import get_args
 
 import uvicorn
 from pydantic import ValidationError
@@ -19,7 +20,9 @@ from bot_service.gateway_client import GatewayClient
 from bot_service.lease import LeaseKeeper, open_lease
 from bot_service.metrics import BotMetrics
 from bot_service.platforms import create_platform
+from bot_service.settings import DEPRECATED_PLATFORMS as DEPRECATED
 from bot_service.settings import BotSettings
+from bot_service.settings import Platform as PlatformName
 from bot_service.store import StateStore
 from talkative_common.logging import configure_logging
 
@@ -49,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--platform",
-        choices=["folder", "twitter", "mastodon"],
-        help="override BOT_PLATFORM",
+        choices=get_args(PlatformName),  # with the deprecated names, which still work
+        metavar="{" + ",".join(p for p in get_args(PlatformName) if p not in DEPRECATED) + "}",
+        help="override BOT_PLATFORM (`twitter` is the deprecated name of twitter-legacy)",
     )
     return parser
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import regex
+
 ELLIPSIS = "…"
 
 
@@ -19,11 +21,12 @@ def fit(text: str, limit: int, measure: Callable[[str], int] = len) -> str:
         candidate = " ".join(words).rstrip(" ,;:.-—") + ELLIPSIS
         if measure(candidate) <= limit:
             return candidate
-    # One enormous word: cut characters.
-    cut = text
-    while cut and measure(cut + ELLIPSIS) > limit:
-        cut = cut[:-1]
-    return cut + ELLIPSIS if cut else ""
+    # One enormous word: cut whole grapheme clusters (an emoji sequence, a flag or a letter
+    # with its combining marks is never split).
+    clusters = regex.findall(r"\X", text)
+    while clusters and measure("".join(clusters) + ELLIPSIS) > limit:
+        clusters.pop()
+    return "".join(clusters) + ELLIPSIS if clusters else ""
 
 
 def reply_text(handle: str, body: str, limit: int, measure: Callable[[str], int] = len) -> str:

@@ -19,7 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from talkative_common.settings import ServiceSettings
 
-Platform = Literal["folder", "twitter", "mastodon"]
+Platform = Literal["folder", "x", "twitter-legacy", "twitter", "mastodon", "bluesky"]
+# Accepted for old configurations, with a warning once (platforms/__init__.py); not listed.
+DEPRECATED_PLATFORMS = {"twitter": "twitter-legacy"}
 SECRETS_DIR = Path("/run/secrets")  # where compose mounts file secrets
 SECRET_FIELDS = (
     "gateway_api_key",
@@ -27,7 +29,12 @@ SECRET_FIELDS = (
     "twitter_consumer_secret",
     "twitter_access_token",
     "twitter_access_token_secret",
+    "x_api_key",
+    "x_api_secret",
+    "x_access_token",
+    "x_access_token_secret",
     "mastodon_access_token",
+    "bluesky_app_password",
 )
 
 
@@ -146,7 +153,17 @@ class BotSettings(ServiceSettings):
     inbox: Path = Field(Path("var/bot/inbox"), description="images to answer (folder platform)")
     outbox: Path = Field(Path("var/bot/outbox"), description="replies (folder platform)")
 
-    # twitter platform (python-twitter, API v1.1 endpoints).
+    # x platform (X API v2 through the xdk SDK, OAuth 1.0a user context; docs/bot.md, "X").
+    x_api_key: SecretStr | None = Field(None, description="the app's API Key (consumer key)")
+    x_api_secret: SecretStr | None = Field(None, description="the app's API Key Secret")
+    x_access_token: SecretStr | None = Field(None, description="the bot account's Access Token")
+    x_access_token_secret: SecretStr | None = Field(None, description="its Access Token Secret")
+    x_base_url: str = Field("https://api.x.com", description="the X API v2 host")
+    x_media_processing_max_s: float = Field(
+        60.0, gt=0, description="longest wait for X to process an uploaded card"
+    )
+
+    # twitter-legacy platform (python-twitter, API v1.1 endpoints; `twitter` is its old name).
     twitter_consumer_key: SecretStr | None = None
     twitter_consumer_secret: SecretStr | None = None
     twitter_access_token: SecretStr | None = None
@@ -158,5 +175,30 @@ class BotSettings(ServiceSettings):
     mastodon_base_url: str = Field("https://mastodon.social", description="the instance")
     mastodon_access_token: SecretStr | None = None
     mastodon_visibility: Literal["public", "unlisted", "private", "direct"] = "unlisted"
+
+    # bluesky platform (the atproto SDK; docs/bot.md, "Bluesky").
+    bluesky_service_url: str = Field(
+        "https://bsky.social", description="the account's PDS (or the bsky.social entryway)"
+    )
+    bluesky_handle: str | None = Field(
+        None, description="the bot's handle, e.g. talkative.bsky.social"
+    )
+    bluesky_app_password: SecretStr | None = Field(
+        None, description="an app password (Settings > Privacy and security > App passwords)"
+    )
+    bluesky_session_path: Path | None = Field(
+        None,
+        description="where the session (access and refresh tokens) is kept between runs, mode "
+        "0600, so a restart does not log in again; default: bluesky-session next to state_path",
+    )
+    bluesky_media_source: Literal["cdn", "pds"] = Field(
+        "cdn",
+        description="where a mention's images are fetched: the AppView's CDN (bluesky_cdn_url), "
+        "or the author's own PDS (com.atproto.sync.getBlob, its host found through the DID)",
+    )
+    bluesky_cdn_url: str = Field("https://cdn.bsky.app", description="the image CDN")
+    bluesky_plc_url: str = Field(
+        "https://plc.directory", description="the did:plc directory (media source pds)"
+    )
 
     platform_timeout_s: float = Field(30.0, gt=0, description="deadline of one platform call")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from caption_service.schemas import Caption
+from talkative_common.caption_schema import Caption
 from talkative_common.errors import InvalidInput, Unavailable
 from talkative_common.images import to_png
 from talkative_common.model_client import (

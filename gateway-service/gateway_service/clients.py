@@ -223,13 +223,20 @@ class ServiceClient:
 
 class CaptionClient(ServiceClient):
     async def caption(
-        self, image: bytes, filename: str, content_type: str, timing: CallTiming | None = None
+        self,
+        image: bytes,
+        filename: str,
+        content_type: str,
+        timing: CallTiming | None = None,
+        *,
+        beam_size: int | None = None,
     ) -> dict[str, Any]:
         response = await self.request(
             "POST",
             "/v1/captions",
             timing,
             files={"image": (filename, image, content_type)},
+            data={"beam_size": str(beam_size)} if beam_size is not None else None,
         )
         body: dict[str, Any] = response.json()
         if not body.get("captions"):

@@ -85,18 +85,13 @@ class PublicModel(BaseModel):
 
     @classmethod
     def from_textgen(cls, entry: ModelInfo) -> PublicModel:
+        """The public part of textgen-service's listing: the fields of the same name in both
+        schemas, the card's licence and the public facts of the training corpus."""
         card = entry.card
         raw_corpus = card.get("training_corpus")
         corpus: dict[str, Any] = raw_corpus if isinstance(raw_corpus, dict) else {}
         return cls(
-            name=entry.name,
-            version=entry.version,
-            kind=entry.kind,
-            language=entry.language,
-            description=entry.description,
-            parameters=entry.parameters,
-            held_out_loss=dict(entry.held_out_loss),
-            max_new_tokens=entry.max_new_tokens,
+            **entry.model_dump(include=set(cls.model_fields) & set(ModelInfo.model_fields)),
             training_corpus=PublicCorpus(
                 **{k: str(corpus.get(k, "")) for k in ("name", "source", "licence")}
             ),

@@ -32,7 +32,7 @@ class StoredStory:
     id: str
     photo_jpeg: bytes  # the photo downscaled for the card, not the upload
     caption: str
-    seed: str
+    prompt: str  # the text the model read (the caption framed, fitted by textgen)
     story: str
     model: str
     language: str
@@ -46,7 +46,7 @@ class StoredStory:
         return json.dumps(
             {
                 "caption": self.caption,
-                "seed": self.seed,
+                "prompt": self.prompt,
                 "story": self.story,
                 "model": self.model,
                 "language": self.language,
@@ -62,6 +62,8 @@ class StoredStory:
         cls, story_id: str, meta: str | bytes, photo: bytes, card: bytes | None
     ) -> StoredStory:
         fields = json.loads(meta)
+        if "seed" in fields:  # kept before the prompt text was called `prompt`
+            fields["prompt"] = fields.pop("seed")
         return cls(id=story_id, photo_jpeg=photo, card_png=card, **fields)
 
 

@@ -164,7 +164,7 @@ async def tell(
             id=story_id,
             photo_jpeg=await card_photo,
             caption=caption,
-            seed=read,  # StoredStory.seed: the prompt text the model read
+            prompt=read,
             story=story,
             model=profile.name,
             language=prompt.language,

@@ -1,8 +1,11 @@
-"""`talkative caption`: ranked captions of a photo, from caption-service run in this process.
+"""`talkative caption`: caption a photo, in this process.
 
-The service is the real one (talkative/stack.py): its app, its photo intake (decoded no
-larger than CAPTION_IMAGE_MAX_SIDE, as for every upload) and its POST /v1/captions, on
-an in-memory transport, so this command offers exactly what the HTTP API does.
+Caption IMAGE with caption-service run in this process (no server needed) and print its
+ranked captions, best first, each with its log-probability. The service is the real one
+(talkative/stack.py): its app, its photo intake (decoded no larger than
+CAPTION_IMAGE_MAX_SIDE, as for every upload) and its POST /v1/captions on an in-memory
+transport, with the same checks and limits (CAPTION_* environment variables included),
+so this command offers exactly what the HTTP API does. See docs/captioner.md.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from talkative.commands.options import add_models_dir
-from talkative.errors import EPILOG, EXIT_USAGE, report
+from talkative.errors import EXIT_USAGE, report
 from talkative_common.errors import TalkativeError
 
 if TYPE_CHECKING:
-    from caption_service.schemas import CaptionResponse
     from talkative.stack import Stack
+    from talkative_common.caption_schema import CaptionResponse
 
 
 def _beam_size(text: str) -> int:
-    from caption_service.schemas import MAX_BEAM_SIZE
+    from talkative_common.caption_schema import MAX_BEAM_SIZE
 
     value = int(text)
     if not 1 <= value <= MAX_BEAM_SIZE:
@@ -31,16 +34,7 @@ def _beam_size(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "caption",
-        help="caption a photo, in this process",
-        description="Caption IMAGE with caption-service run in this process (no server "
-        "needed; its POST /v1/captions, with the same checks and limits, CAPTION_* "
-        "environment variables included) and print its ranked captions, best first, each "
-        "with its log-probability. See docs/captioner.md.",
-        epilog=EPILOG,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, GIF)")
     p.add_argument(
         "--beam-size",
@@ -58,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     add_models_dir(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
 async def _caption(
     stack: Stack, filename: str, data: bytes, beam_size: int | None
 ) -> CaptionResponse:
-    from caption_service.schemas import CaptionResponse
     from talkative.stack import call
+    from talkative_common.caption_schema import CaptionResponse
     from talkative_common.images import probe_image
 
     # A file that is no photo is refused from its header, before the captioner loads.

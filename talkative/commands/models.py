@@ -1,8 +1,9 @@
-"""`talkative models`: promote, roll back and retire model versions on TF Serving, safely.
+"""`talkative models`: promote, roll back or retire model versions on TF Serving.
 
-The edits of serving/models.config are made in separate steps, each waited on through the
-server's gRPC API, because TF Serving stalls on one edit that lists a version and moves a
-label in use onto it. The logic is in talkative.rollout; this module is the argparse wiring.
+Edit serving/models.config in the steps TF Serving accepts: list a version, wait until
+the server reports it AVAILABLE, then move a label onto it. One edit doing both makes TF
+Serving refuse the config on every later poll, stalling it on the old versions. Each
+step is waited on through the server's gRPC API.
 """
 
 from __future__ import annotations
@@ -96,27 +97,46 @@ def _common(p: argparse.ArgumentParser, *, edits: bool) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "models",
-        help="promote, roll back or retire model versions on TF Serving",
-        description="Edit serving/models.config in the steps TF Serving accepts: list a "
-        "version, wait until the server reports it AVAILABLE, then move a label onto it. "
-        "One edit doing both makes TF Serving refuse the config on every later poll, "
-        "stalling it on the old versions.",
-        epilog=EPILOG,
-    )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    promote = actions.add_parser(
-        "promote",
-        help="serve VERSION and put LABEL on it",
-        description="Put LABEL on VERSION of model NAME. If VERSION is not listed yet: list "
+# Each action's one-line help and its description.
+ACTIONS = {
+    "promote": (
+        "serve VERSION and put LABEL on it",
+        "Put LABEL on VERSION of model NAME. If VERSION is not listed yet: list "
         "it, wait until the server reports it AVAILABLE (unlist it again if it fails to "
         "load or --timeout passes), then move the label and wait until the server resolves "
         "the label to VERSION. The previous version stays listed for a rollback.",
-        epilog=EPILOG,
-    )
+    ),
+    "rollback": (
+        "move LABEL back to the previous version",
+        "Move LABEL of model NAME back to the largest listed version below the one "
+        "it is on, or to --to VERSION. A version no longer listed is listed again and "
+        "waited for before the label moves. The version rolled back from stays listed "
+        "(retire it later).",
+    ),
+    "retire": (
+        "stop serving a VERSION no label points at",
+        "Unlist VERSION of model NAME and wait until the server has unloaded it. "
+        "Refused while a label points at it or when it is the only listed version.",
+    ),
+    "status": (
+        "each version's state and where each label points",
+        "Print every version of model NAME (listed in the config or known to the "
+        "server) with its state on the server, and each label as the config file and the "
+        "server see it; a difference means the server has not applied the file (yet).",
+    ),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str) -> argparse.ArgumentParser:
+        summary, description = ACTIONS[name]
+        parser = actions.add_parser(name, help=summary, description=description, epilog=EPILOG)
+        parser.set_defaults(func=run)
+        return parser
+
+    promote = action("promote")
     promote.add_argument("name", metavar="NAME", help="model name in the config, e.g. char_lstm_en")
     promote.add_argument("version", metavar="VERSION", type=_version, help="version number")
     promote.add_argument(
@@ -126,17 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="canary: the version on trial; stable: the version that takes the traffic",
     )
     _common(promote, edits=True)
-    promote.set_defaults(func=run)
 
-    rollback = actions.add_parser(
-        "rollback",
-        help="move LABEL back to the previous version",
-        description="Move LABEL of model NAME back to the largest listed version below the one "
-        "it is on, or to --to VERSION. A version no longer listed is listed again and "
-        "waited for before the label moves. The version rolled back from stays listed "
-        "(retire it later).",
-        epilog=EPILOG,
-    )
+    rollback = action("rollback")
     rollback.add_argument("name", metavar="NAME", help="model name in the config")
     rollback.add_argument(
         "--label",
@@ -152,31 +163,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the version to go back to (default: the largest listed below the label's)",
     )
     _common(rollback, edits=True)
-    rollback.set_defaults(func=run)
 
-    retire = actions.add_parser(
-        "retire",
-        help="stop serving a VERSION no label points at",
-        description="Unlist VERSION of model NAME and wait until the server has unloaded it. "
-        "Refused while a label points at it or when it is the only listed version.",
-        epilog=EPILOG,
-    )
+    retire = action("retire")
     retire.add_argument("name", metavar="NAME", help="model name in the config")
     retire.add_argument("version", metavar="VERSION", type=_version, help="version number")
     _common(retire, edits=True)
-    retire.set_defaults(func=run)
 
-    status = actions.add_parser(
-        "status",
-        help="each version's state and where each label points",
-        description="Print every version of model NAME (listed in the config or known to the "
-        "server) with its state on the server, and each label as the config file and the "
-        "server see it; a difference means the server has not applied the file (yet).",
-        epilog=EPILOG,
-    )
+    status = action("status")
     status.add_argument("name", metavar="NAME", help="model name in the config")
     _common(status, edits=False)
-    status.set_defaults(func=run)
 
 
 def _rollout(args: argparse.Namespace) -> Rollout:

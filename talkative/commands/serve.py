@@ -1,6 +1,6 @@
-"""`talkative serve`: the whole stack on this machine, one process per service.
+"""`talkative serve`: run caption-service, textgen-service and the gateway on this machine.
 
-caption-service, textgen-service and the gateway start as child processes. With
+The three services start as child processes (see docs/gateway.md). With
 `--backend inprocess` (the default) each service loads its models itself; with
 `--backend grpc` or `rest` the stack takes the production topology: `talkative
 model-server` (TF Serving's protocol and flags) serves serving/models.config, and the
@@ -60,14 +60,7 @@ class Child:
         self.process, self.started, self.restart_at = self.spawn(), time.monotonic(), None
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "serve",
-        help="run caption-service, textgen-service and the gateway on this machine",
-        description="Start the three services as processes with their models loaded in-process, "
-        "wait until they are ready, print the web page's URL, and stop them all on Ctrl-C. "
-        "See docs/gateway.md.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="gateway interface (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="gateway port (default: %(default)s)")
     p.add_argument(
@@ -153,7 +146,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["text", "json"],
         help="log lines of the services, for people or machines (default: %(default)s)",
     )
-    p.set_defaults(func=run)
 
 
 class Stop(Exception):

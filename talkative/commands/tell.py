@@ -1,8 +1,11 @@
-"""`talkative tell`: photo -> caption -> story, the whole stack in this process.
+"""`talkative tell`: tell a story about a photo (caption, prompt, story), in this process.
 
-caption-service, textgen-service and the gateway are the real apps (talkative/stack.py);
-they talk over httpx's in-memory ASGI transport instead of sockets, so no server runs,
-and the story is asked for as any client asks: POST /v1/stories, then the card's URL.
+Caption IMAGE, frame the caption as a prompt for the text model and continue it, with
+every model loaded in this process (no server needed). Prints the caption and the story;
+--card also writes the story card. The gateway's POST /v1/stories does the work, through
+the three services' apps on an in-memory transport (talkative/stack.py), with their
+checks and limits (GATEWAY_*, CAPTION_* and TEXTGEN_* environment variables included).
+See docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -14,29 +17,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from talkative.commands.options import add_models_dir
-from talkative.errors import EPILOG, EXIT_USAGE, report
+from gateway_service.schemas import StoryOptions
+from talkative.commands.options import add_models_dir, add_request_options, request_from_args
+from talkative.errors import EXIT_USAGE, report
 from talkative_common.errors import TalkativeError
-from talkative_common.validation import describe_validation_errors
 
 if TYPE_CHECKING:
-    from gateway_service.schemas import StoryOptions, StoryResponse
+    from gateway_service.schemas import StoryResponse
     from talkative.stack import Stack
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "tell",
-        help="tell a story about a photo (caption, seed, story), in this process",
-        description="Caption IMAGE, frame the caption as a seed for the text model and continue "
-        "it, with every model loaded in this process (no server needed). Prints the caption "
-        "and the story; --card also writes the story card. The gateway's POST /v1/stories "
-        "does the work, with its checks and limits (GATEWAY_*, CAPTION_* and TEXTGEN_* "
-        "environment variables included). See docs/gateway.md.",
-        epilog=EPILOG,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP, GIF)")
     p.add_argument(
         "--model",
@@ -44,55 +35,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="text model, e.g. char_lstm_en, char_lstm_fr, gpt2_en (default: textgen-service's "
         "default, char_lstm_en)",
     )
-    p.add_argument(
-        "--style",
-        default="auto",
-        choices=["auto", "verse", "screenplay", "tale", "plain"],
-        help="how the caption is framed as a seed; auto follows the model's corpus "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        metavar="N",
-        help="story length in tokens (characters for char models) (default: 300)",
-    )
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=0.7,
-        metavar="T",
-        help="0 = always the likeliest; up to 2 = wilder (default: %(default)s)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        metavar="S",
-        help="random seed: the same seed gives the same story (default: random, printed)",
+    add_request_options(
+        p,
+        StoryOptions,
+        ("style", "max_new_tokens", "temperature", "seed"),
+        defaults={"max_new_tokens": "the gateway's default for the model"},
     )
     p.add_argument(
         "--card", type=Path, default=None, metavar="PNG", help="also write the story card here"
     )
     add_models_dir(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway_service.schemas import StoryOptions
-
-    try:
-        options = StoryOptions(
-            model=args.model,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            seed=args.seed,
-            style=args.style,
-        )
-    except ValidationError as exc:
-        for err in describe_validation_errors(exc.errors()):
-            print(f"error: --{err['field'].replace('_', '-')}: {err['message']}", file=sys.stderr)
+    options = request_from_args(StoryOptions, args)
+    if options is None:
         return EXIT_USAGE
     try:
         data = args.image.read_bytes()

@@ -26,8 +26,10 @@ if str(ROOT / "bot-service") not in sys.path:
     sys.path.insert(0, str(ROOT / "bot-service"))
 
 from bot_service.settings import BotSettings  # noqa: E402
+from tests.bot.fakes.bluesky import BOT_HANDLE, PASSWORD, FakeBluesky  # noqa: E402
 from tests.bot.fakes.mastodon import TOKEN, FakeMastodon  # noqa: E402
 from tests.bot.fakes.twitter import FakeTwitter  # noqa: E402
+from tests.bot.fakes.x import FakeX  # noqa: E402
 from tests.bot.gateway import CountingGateway  # noqa: E402
 from tests.support.captioner import build_captioner  # noqa: E402
 from tests.support.servers import free_port, serve  # noqa: E402
@@ -103,6 +105,22 @@ def mastodon() -> Iterator[FakeMastodon]:
 
 
 @pytest.fixture()
+def bluesky() -> Iterator[FakeBluesky]:
+    fake = FakeBluesky()
+    with serve(fake.app) as url:
+        fake.base_url = url
+        yield fake
+
+
+@pytest.fixture()
+def x() -> Iterator[FakeX]:
+    fake = FakeX()
+    with serve(fake.app) as url:
+        fake.base_url = url
+        yield fake
+
+
+@pytest.fixture()
 def twitter() -> Iterator[FakeTwitter]:
     fake = FakeTwitter()
     with serve(fake.app) as url:
@@ -143,11 +161,43 @@ def mastodon_env(
     )
 
 
+def bluesky_env(
+    tmp_path: Path, gateway: CountingGateway, bluesky: FakeBluesky, **kw: Any
+) -> dict[str, str]:
+    settings: dict[str, Any] = {
+        "platform": "bluesky",
+        "bluesky_service_url": bluesky.base_url,
+        "bluesky_handle": BOT_HANDLE,
+        "bluesky_app_password": PASSWORD,
+        "bluesky_cdn_url": bluesky.base_url,  # one fake plays PDS, AppView, CDN and PLC
+        "bluesky_plc_url": bluesky.base_url,
+        "media_hosts": '["127.0.0.1"]',
+    }
+    return bot_env(tmp_path, gateway, **{**settings, **kw})
+
+
+def x_env(tmp_path: Path, gateway: CountingGateway, x: FakeX, **kw: Any) -> dict[str, str]:
+    from tests.bot.fakes import x as fake_x
+
+    return bot_env(
+        tmp_path,
+        gateway,
+        platform="x",
+        x_base_url=x.base_url,
+        x_api_key=fake_x.API_KEY,
+        x_api_secret=fake_x.API_SECRET,
+        x_access_token=fake_x.ACCESS_TOKEN,
+        x_access_token_secret=fake_x.ACCESS_TOKEN_SECRET,
+        media_hosts='["127.0.0.1"]',
+        **kw,
+    )
+
+
 def twitter_env(tmp_path: Path, gateway: CountingGateway, twitter: FakeTwitter, **kw: Any) -> dict:
     return bot_env(
         tmp_path,
         gateway,
-        platform="twitter",
+        platform="twitter-legacy",
         twitter_base_url=f"{twitter.base_url}/1.1",
         twitter_upload_url=f"{twitter.base_url}/1.1",
         twitter_consumer_key="ck",

@@ -1,4 +1,5 @@
-"""python-twitter talking to a local server that follows the X API v1.1 endpoints it calls."""
+"""Platform twitter-legacy: python-twitter talking to a local server that follows the X API
+v1.1 endpoints it calls."""
 
 from __future__ import annotations
 
@@ -57,6 +58,6 @@ def test_429_on_mentions_waits_for_reset(
 def test_missing_credentials_is_a_clear_error(tmp_path: Path, gateway: CountingGateway) -> None:
     from tests.bot.conftest import bot_env
 
-    result = run_bot(bot_env(tmp_path, gateway, platform="twitter"), tmp_path)
+    result = run_bot(bot_env(tmp_path, gateway, platform="twitter-legacy"), tmp_path)
     assert result.returncode == 2
     assert "BOT_TWITTER_CONSUMER_KEY" in result.stderr and "Traceback" not in result.stderr

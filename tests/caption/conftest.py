@@ -1,11 +1,11 @@
-"""caption-service on 127.0.0.1, serving the test captioner of tests/support."""
+"""caption-service on 127.0.0.1, serving the test captioner of tests/support; the shared
+`client` fixture (tests/conftest.py) talks to it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from caption_service.main import create_app
@@ -22,15 +22,9 @@ def caption_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def caption_url(caption_repository: Path) -> Iterator[str]:
+def service_url(caption_repository: Path) -> Iterator[str]:
     settings = CaptionSettings(
         model_repository=caption_repository, max_request_bytes=2_000_000, max_image_pixels=4_000_000
     )
     with serve(create_app(settings)) as url:
         yield url
-
-
-@pytest.fixture()
-def client(caption_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=caption_url, timeout=60) as c:
-        yield c

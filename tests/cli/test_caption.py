@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_talkative
 from training.captioner import offline_photos
 
 CHELSEA = next(p for p in offline_photos.PHOTOS if p.name == "chelsea")
 
 
 def talkative(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "talkative.cli", "caption", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_talkative("caption", *args)
 
 
 def ranked(stdout: str) -> list[tuple[str, float]]:

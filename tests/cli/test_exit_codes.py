@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,21 +12,25 @@ import pytest
 
 from talkative.errors import EXIT_TEMPFAIL, exit_code, from_problem
 from talkative_common.errors import InvalidInput, NotFound, TalkativeError, Unavailable
+from tests.support.cli import run_talkative
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PHOTO = ROOT / "data" / "photos" / "chelsea.jpg"
+# Stands for the photo in the parameters below: the fixture that writes it runs later.
+PHOTO = "{photo}"
 
 
-def talkative(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-P", "-m", "talkative.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env=os.environ | (env or {}),
-    )
+@pytest.fixture()
+def chelsea(offline_photos: Path) -> Path:
+    return offline_photos / "chelsea.jpg"
+
+
+def talkative(
+    *args: str, photo: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`talkative ARGS`, PHOTO in ARGS standing for `photo`."""
+    args = tuple(str(photo) if a == PHOTO else a for a in args)
+    return run_talkative(*args, env=os.environ | (env or {}))
 
 
 def model_server_down(prefix: str) -> dict[str, str]:
@@ -43,14 +46,14 @@ def model_server_down(prefix: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("args", "prefix"),
     [
-        (("caption", str(PHOTO)), "CAPTION"),
+        (("caption", PHOTO), "CAPTION"),
         (("generate", "--prompt", "And the king"), "TEXTGEN"),
-        (("tell", str(PHOTO)), "CAPTION"),
-        (("tell", str(PHOTO)), "TEXTGEN"),
+        (("tell", PHOTO), "CAPTION"),
+        (("tell", PHOTO), "TEXTGEN"),
     ],
 )
-def test_unavailable_models_exit_75(args: tuple[str, ...], prefix: str) -> None:
-    out = talkative(*args, env=model_server_down(prefix))
+def test_unavailable_models_exit_75(args: tuple[str, ...], prefix: str, chelsea: Path) -> None:
+    out = talkative(*args, photo=chelsea, env=model_server_down(prefix))
     assert out.returncode == EXIT_TEMPFAIL, out.stderr
     assert "unavailable" in out.stderr and "Traceback" not in out.stderr and not out.stdout
 
@@ -58,13 +61,13 @@ def test_unavailable_models_exit_75(args: tuple[str, ...], prefix: str) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ("caption", str(PHOTO), "--model", "nope"),
+        ("caption", PHOTO, "--model", "nope"),
         ("generate", "--prompt", "And", "--model", "nope"),
-        ("tell", str(PHOTO), "--model", "nope"),
+        ("tell", PHOTO, "--model", "nope"),
     ],
 )
-def test_unknown_models_exit_2(args: tuple[str, ...]) -> None:
-    out = talkative(*args)
+def test_unknown_models_exit_2(args: tuple[str, ...], chelsea: Path) -> None:
+    out = talkative(*args, photo=chelsea)
     assert out.returncode == 2, out.stderr
     assert "nope" in out.stderr and "Traceback" not in out.stderr
 
@@ -77,7 +80,7 @@ def test_a_file_that_is_no_photo_exits_2(command: str, tmp_path: Path) -> None:
     assert out.returncode == 2 and "not a JPEG, PNG, WebP or GIF" in out.stderr
 
 
-def test_a_model_that_breaks_its_contract_exits_1(tmp_path: Path) -> None:
+def test_a_model_that_breaks_its_contract_exits_1(tmp_path: Path, chelsea: Path) -> None:
     import tensorflow as tf
 
     class Wrong(tf.Module):  # takes decoded pixels, not image bytes
@@ -90,7 +93,7 @@ def test_a_model_that_breaks_its_contract_exits_1(tmp_path: Path) -> None:
     tf.saved_model.save(module, str(version), signatures={"serving_default": module.serve})
     (version / "assets.extra").mkdir()
     (version / "assets.extra" / "model_card.json").write_text('{"kind": "captioner"}')
-    out = talkative("caption", str(PHOTO), "--models-dir", str(tmp_path))
+    out = talkative("caption", PHOTO, "--models-dir", str(tmp_path), photo=chelsea)
     assert out.returncode == 1, out.stderr
     assert "image_bytes" in out.stderr and "Traceback" not in out.stderr
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_talkative
+
 
 def talkative(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "talkative.cli", *args], capture_output=True, text=True, check=False
-    )
+    return run_talkative(*args)
 
 
 def test_help_documents_every_option() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from talkative.rollout import (
     render_config,
     rollback_target,
 )
+from tests.support.cli import run_talkative
 
 HEADER = """\
 # The models TF Serving serves.
@@ -461,14 +461,7 @@ def test_status_shows_versions_and_labels_as_file_and_server_see_them(
 
 
 def talkative(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "talkative.cli", "models", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        timeout=300,
-    )
+    return run_talkative("models", *args, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize("action", ["promote", "rollback", "retire", "status"])

@@ -202,6 +202,14 @@ def rendered(tree: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@pytest.fixture(params=OVERLAYS)
+def objects(
+    request: pytest.FixtureRequest, rendered: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The objects of one overlay, rendered: a test taking them runs once per overlay."""
+    return rendered[request.param]
+
+
 @dataclass
 class Pod:
     """A pod template: a Deployment's, or a KServe predictor's."""
@@ -701,11 +709,7 @@ def test_users_are_those_of_the_images_and_of_compose(
 # --- wiring -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_selectors_select_and_references_resolve(
-    rendered: dict[str, list[dict[str, Any]]], overlay: str
-) -> None:
-    objects = rendered[overlay]
+def test_selectors_select_and_references_resolve(objects: list[dict[str, Any]]) -> None:
     pods = pods_of(objects)
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
 
@@ -842,16 +846,14 @@ def test_environment_is_the_services_real_settings(
     assert seen == set(SERVICES)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_redis_holds_the_stories_without_persistence_and_replaces_affinity(
-    rendered: dict[str, list[dict[str, Any]]], overlay: str
+    objects: list[dict[str, Any]],
 ) -> None:
     """One Redis, sized for GATEWAY_STORY_CAPACITY stories with their cards, evicting the
     keys nearest their expiry rather than refusing writes, keeping nothing on disk; and,
     since every replica now finds every story there, no client pinned to a replica."""
     from gateway_service.settings import GatewaySettings
 
-    objects = rendered[overlay]
     deployment = named(objects, "Deployment", REDIS)
     assert deployment["spec"]["replicas"] == 1
     assert all(
@@ -1037,11 +1039,7 @@ def allowed(
     return side(source, "Egress", target) and side(target, "Ingress", source)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_network_policies_reproduce_the_compose_isolation(
-    rendered: dict[str, list[dict[str, Any]]], overlay: str
-) -> None:
-    objects = rendered[overlay]
+def test_network_policies_reproduce_the_compose_isolation(objects: list[dict[str, Any]]) -> None:
     policies = by_kind(objects, "NetworkPolicy")
     pods = pods_of(objects)
     ours = [Peer(p.name, p.labels, ports=p.ports) for p in pods]

@@ -234,6 +234,12 @@ def test_caption_passthrough(client: httpx.Client, jpeg: bytes) -> None:
     assert body["captions"][0]["text"] and "log_prob" in body["captions"][0]
     bad = client.post("/v1/captions", files={"image": ("p.jpg", b"not a photo", "image/jpeg")})
     assert_problem(bad, 422, "image")
+    # beam_size goes through to caption-service, which owns its bounds.
+    files = {"image": ("p.jpg", jpeg, "image/jpeg")}
+    greedy = client.post("/v1/captions", files=files, data={"beam_size": "1"})
+    assert greedy.status_code == 200 and len(greedy.json()["captions"]) == 1
+    assert_problem(client.post("/v1/captions", files=files, data={"beam_size": "11"}), 422, "beam")
+    assert_problem(client.post("/v1/captions", files=files, data={"beam_size": "0"}), 422, "beam")
 
 
 def test_ready_when_both_services_are(client: httpx.Client) -> None:

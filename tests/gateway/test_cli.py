@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,19 +19,13 @@ import pytest
 from PIL import Image
 
 from tests.gateway.conftest import ROOT
+from tests.support.cli import run_talkative
 from tests.support.serve_process import ENV, start_serve
 from tests.support.servers import free_ports
 
 
 def talkative(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-P", "-m", "talkative.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=ENV,
-        cwd=ROOT,
-    )
+    return run_talkative(*args, env=ENV)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +81,20 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@contextmanager
+def stopped_on_ctrl_c(process: subprocess.Popen[str], ports: Sequence[int]) -> Iterator[None]:
+    """The body runs against a started `talkative serve`; then Ctrl-C must stop it with status
+    0, and no port of its stack may still listen. If the body fails, the process is killed."""
+    try:
+        yield
+        process.send_signal(signal.SIGINT)
+        assert process.wait() == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not any(_listening(p) for p in ports)
+
+
 def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
     gateway_repository: Path, png: bytes
 ) -> None:
@@ -96,7 +106,7 @@ def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT,
     )  # fmt: skip
     assert process.stdout is not None
-    try:
+    with stopped_on_ctrl_c(process, ports):
         for line in process.stdout:
             if "Talkative is ready" in line:
                 break
@@ -115,24 +125,15 @@ def test_serve_starts_the_stack_and_stops_it_on_ctrl_c(
             )
             assert response.status_code == 200, response.text
             assert client.get(response.json()["card_url"]).status_code == 200
-        process.send_signal(signal.SIGINT)
-        assert process.wait() == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert not any(_listening(p) for p in ports)
 
 
 def test_serve_stops_everything_when_a_service_cannot_start(tmp_path: Path) -> None:
     empty = tmp_path / "models"
     empty.mkdir()
     ports = free_ports(3)
-    out = subprocess.run(
-        [sys.executable, "-P", "-m", "talkative.cli", "serve", "--models-dir", str(empty),
-         "--port", str(ports[0]), "--caption-port", str(ports[1]),
-         "--textgen-port", str(ports[2]), "--stop-timeout", "30"],
-        capture_output=True, text=True, env=ENV, cwd=ROOT, check=False,
-    )  # fmt: skip
+    out = talkative("serve", "--models-dir", str(empty), "--port", str(ports[0]),
+                    "--caption-port", str(ports[1]), "--textgen-port", str(ports[2]),
+                    "--stop-timeout", "30")  # fmt: skip
     assert out.returncode == 1
     assert "exited with status" in out.stderr and "stopping the stack" in out.stderr
     assert not any(_listening(p) for p in ports)
@@ -158,7 +159,7 @@ def test_serve_restarts_a_service_killed_with_sigkill(
             return 0
         return response.status_code
 
-    try:
+    with stopped_on_ctrl_c(process, ports):
         stack.wait_ready()
         before = pids()
         stop = threading.Event()
@@ -201,12 +202,6 @@ def test_serve_restarts_a_service_killed_with_sigkill(
         assert {n: p for n, p in after.items() if n != victim} == {
             n: p for n, p in before.items() if n != victim
         }
-        process.send_signal(signal.SIGINT)
-        assert process.wait() == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert not any(_listening(p) for p in ports)
 
 
 def test_a_frozen_textgen_gives_503s_not_held_requests(

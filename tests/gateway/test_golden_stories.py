@@ -25,7 +25,6 @@ from tests.support.stack import gateway_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden_stories.json")
-PHOTOS = ROOT / "data" / "photos"
 
 # (photo, form fields): every default text model, every style, greedy and sampled, and
 # prompts the char models must fit to their alphabet (accents, capitals, punctuation).
@@ -62,8 +61,8 @@ def gateway() -> Iterator[httpx.Client]:
         yield client
 
 
-def tell(client: httpx.Client, photo: str, form: dict[str, Any]) -> dict[str, Any]:
-    files = {"image": (photo, (PHOTOS / photo).read_bytes(), "image/jpeg")}
+def tell(client: httpx.Client, photos: Path, photo: str, form: dict[str, Any]) -> dict[str, Any]:
+    files = {"image": (photo, (photos / photo).read_bytes(), "image/jpeg")}
     response = client.post("/v1/stories", files=files, data={k: str(v) for k, v in form.items()})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -78,8 +77,8 @@ def tell(client: httpx.Client, photo: str, form: dict[str, Any]) -> dict[str, An
     }
 
 
-def test_same_seed_same_story_as_recorded(gateway: httpx.Client) -> None:
-    told = [tell(gateway, photo, form) for photo, form in CASES]
+def test_same_seed_same_story_as_recorded(gateway: httpx.Client, offline_photos: Path) -> None:
+    told = [tell(gateway, offline_photos, photo, form) for photo, form in CASES]
     if os.environ.get("TALKATIVE_RECORD_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(told, indent=1, ensure_ascii=False) + "\n")
     recorded = json.loads(GOLDEN.read_text())

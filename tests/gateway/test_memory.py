@@ -10,7 +10,6 @@ and repeated in the assertion message.
 from __future__ import annotations
 
 import io
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from tests.support.serve_process import ENV as CLI_ENV
 from tests.support.serve_process import start_serve
+from tests.support.servers import stop_process
 
 SERVICES = ("gateway", "caption-service", "textgen-service")
 BIG = (7296, 5472)  # a 40-megapixel sensor: 39.9 M pixels, under max_image_pixels (40 M)
@@ -95,12 +95,7 @@ def stack(gateway_repository: Path, tmp_path: Path) -> Iterator[tuple[str, dict[
         assert set(pids) == set(SERVICES), log.read_text()
         yield f"http://127.0.0.1:{ports[0]}", pids
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=60)
 
 
 def table(rows: dict[str, dict[str, int]]) -> str:

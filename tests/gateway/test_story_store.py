@@ -8,6 +8,7 @@ wait only stops a broken store from hanging the suite.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -70,7 +71,7 @@ def story(story_id: str, card: bytes | None = None) -> StoredStory:
         id=story_id,
         photo_jpeg=b"\xff\xd8 photo of " + story_id.encode(),
         caption="a cat on a mat",
-        seed="Once upon a time there was a cat on a mat. One day,",
+        prompt="Once upon a time there was a cat on a mat. One day,",
         story="Once upon a time there was a cat on a mat. One day, it purred — été.",
         model="tiny_en",
         language="en",
@@ -241,3 +242,13 @@ def test_store_urls() -> None:
     for bad in ("postgres://db/x", "redis://", "memory"):
         with pytest.raises(ValidationError):
             settings(bad)
+
+
+def test_a_story_kept_before_the_prompt_rename_still_reads() -> None:
+    """A shared store (Redis) outlives a rolling upgrade: meta written with the old key
+    `seed` for the prompt text reads back as `prompt`."""
+    kept = story("renamed-0001")
+    meta = json.loads(kept.meta_json())
+    meta["seed"] = meta.pop("prompt")
+    again = StoredStory.from_parts(kept.id, json.dumps(meta), kept.photo_jpeg, None)
+    assert again.prompt == kept.prompt and again.story == kept.story

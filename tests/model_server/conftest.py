@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.model_server import ModelServerProcess, wait_until, write_config
+from tests.support.model_server import wait_until
 
 
 def build_probe(version_dir: Path) -> Path:
@@ -143,14 +143,3 @@ class Gate:
 
     def release(self) -> None:
         self.path.write_text("go", encoding="utf-8")
-
-
-def serve(
-    tmp_path: Path,
-    repository: Path,
-    versions: Mapping[str, Sequence[int] | None],
-    labels: Mapping[str, Mapping[str, int]] | None = None,
-    **options: Any,
-) -> ModelServerProcess:
-    config = write_config(tmp_path / "models.config", repository, versions, labels)
-    return ModelServerProcess(config, **options)

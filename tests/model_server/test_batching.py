@@ -96,6 +96,18 @@ def hold_first_batch(
     return future
 
 
+def held_queue(
+    pool: ThreadPoolExecutor,
+    scheduler: BatchScheduler,
+    fn: Callable[[Inputs], Inputs] | None = None,
+) -> tuple[BatchQueue, Recorder, Future[Inputs]]:
+    """Queue "m" of `scheduler`, its Recorder (running `fn`), and its first batch (x=[[-1]]):
+    running on the only batch thread and held there until `rec.release` is set."""
+    rec = Recorder(fn, block_first=True)
+    queue = scheduler.queue("m", rec)
+    return queue, rec, hold_first_batch(pool, queue, rec)
+
+
 def pile_up(
     pool: ThreadPoolExecutor, queue: BatchQueue, tasks: list[Inputs]
 ) -> list[Future[Inputs]]:
@@ -276,9 +288,7 @@ def test_waiting_tasks_merge_into_one_batch(
     make_scheduler: Callable[..., BatchScheduler], pool: ThreadPoolExecutor
 ) -> None:
     """batching_session.cc MergeInputTensors / SplitOutputTensors: concat on dim 0, split back."""
-    rec = Recorder(block_first=True)
-    queue = make_scheduler(max_batch_size=8).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, make_scheduler(max_batch_size=8))
     futures = pile_up(pool, queue, [x([1, 1]), x([2, 2], [3, 3]), x([4, 4], [5, 5], [6, 6])])
     rec.release.set()
     np.testing.assert_array_equal(first.result(WAIT)["y"], [[-2]])
@@ -297,9 +307,7 @@ def test_task_that_does_not_fit_starts_a_new_batch(
     make_scheduler: Callable[..., BatchScheduler], pool: ThreadPoolExecutor
 ) -> None:
     """shared_batch_scheduler.h: a task that would overflow the open batch closes it."""
-    rec = Recorder(block_first=True)
-    queue = make_scheduler(max_batch_size=4).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, make_scheduler(max_batch_size=4))
     futures = pile_up(pool, queue, [x([1], [2], [3]), x([4], [5]), x([6], [7])])
     rec.release.set()
     for f in [first, *futures]:
@@ -312,9 +320,9 @@ def test_full_queue_is_unavailable(
     make_scheduler: Callable[..., BatchScheduler], pool: ThreadPoolExecutor
 ) -> None:
     """shared_batch_scheduler.h: max_enqueued_batches counts waiting batches incl. the open one."""
-    rec = Recorder(block_first=True)
-    queue = make_scheduler(max_batch_size=2, max_enqueued_batches=2).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)  # running: no longer counts
+    queue, rec, first = held_queue(
+        pool, make_scheduler(max_batch_size=2, max_enqueued_batches=2)
+    )  # running: no longer counts
     futures = pile_up(pool, queue, [x([1], [2]), x([3], [4])])  # two full batches wait
     with pytest.raises(ServingError) as caught:
         queue.submit(x([5]))
@@ -367,9 +375,9 @@ def test_allowed_batch_sizes_pad_with_first_row_of_last_task(
 ) -> None:
     """batching_session.cc MergeInputTensors: padding rows copy the LAST task's first row;
     batching_util.cc RoundToLowestAllowedBatchSize picks the size; padding rows are cut off."""
-    rec = Recorder(block_first=True)
-    queue = make_scheduler(max_batch_size=8, allowed_batch_sizes=(1, 4, 8)).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(
+        pool, make_scheduler(max_batch_size=8, allowed_batch_sizes=(1, 4, 8))
+    )
     futures = pile_up(
         pool,
         queue,
@@ -464,9 +472,7 @@ def test_different_shapes_without_padding_fail_the_batch(
 ) -> None:
     """batching_session.cc MergeInputTensors: FAILED_PRECONDITION, TF Serving's message, for
     every task of the batch; the model never sees it."""
-    rec = Recorder(block_first=True)
-    queue = make_scheduler(max_batch_size=8).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, make_scheduler(max_batch_size=8))
     futures = pile_up(pool, queue, [x([1, 2]), x([1, 2, 3])])
     rec.release.set()
     first.result(WAIT)
@@ -496,9 +502,8 @@ def test_output_with_wrong_row_count_is_failed_precondition(
     make_scheduler: Callable[..., BatchScheduler], pool: ThreadPoolExecutor
 ) -> None:
     """batching_session.cc SplitOutputTensors: outputs must have the padded batch's rows."""
-    rec = Recorder(block_first=True, fn=lambda inputs: {"y": inputs["x"][:1]})
-    queue = make_scheduler(max_batch_size=8, allowed_batch_sizes=(4, 8)).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    scheduler = make_scheduler(max_batch_size=8, allowed_batch_sizes=(4, 8))
+    queue, rec, first = held_queue(pool, scheduler, lambda inputs: {"y": inputs["x"][:1]})
     futures = pile_up(pool, queue, [x([1]), x([2])])
     rec.release.set()
     # The held batch (1 row, padded to 4) also got 1 output row.
@@ -528,9 +533,7 @@ def test_serving_error_from_run_reaches_every_task(
             raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, "OOM when allocating")
         return {"y": inputs["x"]}
 
-    rec = Recorder(block_first=True, fn=fail)
-    queue = make_scheduler(max_batch_size=8).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, make_scheduler(max_batch_size=8), fail)
     futures = pile_up(pool, queue, [x([1]), x([2], [3])])
     rec.release.set()
     first.result(WAIT)
@@ -550,9 +553,7 @@ def test_other_exception_from_run_is_internal(
     def boom(inputs: Inputs) -> Inputs:
         raise RuntimeError("kernel exploded")
 
-    rec = Recorder(block_first=True, fn=boom)
-    queue = make_scheduler(max_batch_size=8).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, make_scheduler(max_batch_size=8), boom)
     futures = pile_up(pool, queue, [x([1]), x([2])])
     rec.release.set()
     for f in [first, *futures]:
@@ -570,9 +571,7 @@ def test_mixed_dtypes_in_one_batch_fail_like_tensor_concat(
 ) -> None:
     """batching_session.cc MergeInputTensors: tensor::Concat failure is INTERNAL (numpy would
     silently upcast)."""
-    rec = Recorder(block_first=True)
-    queue = make_scheduler(max_batch_size=8).queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, make_scheduler(max_batch_size=8))
     futures = pile_up(pool, queue, [x([1], dtype=np.int32), x([2], dtype=np.float32)])
     rec.release.set()
     first.result(WAIT)
@@ -629,9 +628,7 @@ def test_removed_queue_finishes_its_tasks_and_refuses_new_ones(
 ) -> None:
     """A version unloading: its queued tasks still run (TF's queue destructor drains it)."""
     scheduler = make_scheduler(max_batch_size=8)
-    rec = Recorder(block_first=True)
-    queue = scheduler.queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, scheduler)
     futures = pile_up(pool, queue, [x([1]), x([2])])
     scheduler.remove_queue("m", wait=False)
     with pytest.raises(ServingError) as caught:
@@ -666,9 +663,7 @@ def test_remove_queue_blocks_while_a_batch_runs(
 ) -> None:
     """remove_queue(wait=True) does not return while a batch of that queue is running."""
     scheduler = make_scheduler(max_batch_size=8)
-    rec = Recorder(block_first=True)
-    queue = scheduler.queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, scheduler)
     remover = threading.Thread(target=scheduler.remove_queue, args=("m",))
     remover.start()
     remover.join(0.2)
@@ -685,9 +680,7 @@ def test_close_fails_waiting_tasks_with_unavailable(
 ) -> None:
     """Shutdown: tasks no thread has taken get UNAVAILABLE; the running batch completes."""
     scheduler = make_scheduler(max_batch_size=8)
-    rec = Recorder(block_first=True)
-    queue = scheduler.queue("m", rec)
-    first = hold_first_batch(pool, queue, rec)
+    queue, rec, first = held_queue(pool, scheduler)
     futures = pile_up(pool, queue, [x([1]), x([2])])
     closer = threading.Thread(target=scheduler.close)
     closer.start()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +48,7 @@ def test_concurrent_requests_share_one_batch_padded_with_the_first_element(tmp_p
     with batching_server(tmp_path, probe_version, parameters) as server:
         stubs = Stubs(server.grpc_target)
         try:
-            with ThreadPoolExecutor(3) as pool:
-                answers = list(
-                    pool.map(
-                        lambda ids: stubs.predict(spec("probe", signature="batch"), {"ids": ids}),
-                        requests,
-                    )
-                )
+            answers = stubs.predict_together(spec("probe", signature="batch"), "ids", requests)
         finally:
             stubs.close()
     assert [a["batch"].tolist() for a in answers] == [[3], [3], [3]]

@@ -11,9 +11,15 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.model_server.conftest import Gate, add_version, serve
+from tests.model_server.conftest import Gate, add_version
 from tests.model_server.grpc_client import Stubs, rpc_error, spec
-from tests.support.model_server import ModelServerProcess, config_text, wait_until, write_config
+from tests.support.model_server import (
+    ModelServerProcess,
+    config_text,
+    serve,
+    wait_until,
+    write_config,
+)
 
 BATCH = {"ids": np.ones((1, 2), np.int32)}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +74,7 @@ def test_each_version_batches_with_its_own_file_and_without_one_is_not_batched(
     with server:
         stubs = Stubs(server.grpc_target)
         try:
-            with ThreadPoolExecutor(3) as pool:
-                batched = list(
-                    pool.map(
-                        lambda ids: stubs.predict(spec("probe", signature="batch"), {"ids": ids}),
-                        requests,
-                    )
-                )
+            batched = stubs.predict_together(spec("probe", signature="batch"), "ids", requests)
             alone = stubs.predict(spec("plain", signature="batch"), {"ids": requests[1]})
         finally:
             stubs.close()

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,16 +13,26 @@ from talkative_common.model_client.grpc import GrpcClient
 from talkative_common.model_client.inprocess import InProcessClient
 from talkative_common.model_client.remote import RemoteOptions
 from talkative_common.model_client.rest import RestClient
-from tests.support.model_server import ModelServerProcess, serve_repository
+from tests.support.model_server import ModelServerProcess, StartModelServer, serve_repository
 
 
 @pytest.fixture(scope="module")
-def model_server(
-    tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ModelServerProcess]:
-    """`talkative model-server` serving tiny_en, as TF Serving would."""
-    with serve_repository(tiny_repository, tmp_path_factory.mktemp("model_server")) as server:
-        yield server
+def start_model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartModelServer]:
+    """Start `talkative model-server` on a repository (newest version of every model, as TF
+    Serving would serve it), with `serve_repository`'s options; stopped after the module."""
+    with ExitStack() as running:
+
+        def start(repository: Path, **options: Any) -> ModelServerProcess:
+            workdir = tmp_path_factory.mktemp("model_server")
+            return running.enter_context(serve_repository(repository, workdir, **options))
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def model_server(start_model_server: StartModelServer, tiny_repository: Path) -> ModelServerProcess:
+    """`talkative model-server` serving tiny_en."""
+    return start_model_server(tiny_repository)
 
 
 @pytest.fixture(scope="session")

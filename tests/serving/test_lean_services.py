@@ -12,14 +12,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.captioner import CAPTIONS, build_captioner, photo
-from tests.support.model_server import ModelServerProcess, serve_repository
+from tests.support.model_server import ModelServerProcess, StartModelServer
 from tests.support.service_process import ServiceProcess, grpc_backend_env, tensorflow_mappings
 
 TENSORFLOW = ("tensorflow", "tensorflow_serving", "keras", "tf_keras")
@@ -35,13 +34,8 @@ def lean_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def server(
-    lean_repository: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ModelServerProcess]:
-    with serve_repository(
-        lean_repository, tmp_path_factory.mktemp("lean_server"), rest=False
-    ) as running:
-        yield running
+def server(start_model_server: StartModelServer, lean_repository: Path) -> ModelServerProcess:
+    return start_model_server(lean_repository, rest=False)
 
 
 def _tensorflow_modules(modules: set[str]) -> list[str]:

@@ -48,7 +48,7 @@ def test_promtool_test_rules() -> None:
 
 
 def test_the_rules_use_metrics_the_services_export() -> None:
-    exported = (ROOT / "services" / "observability.py").read_text(encoding="utf-8")
+    exported = (ROOT / "talkative_common" / "observability.py").read_text(encoding="utf-8")
     rules = (PROMETHEUS / "alerts.yml").read_text(encoding="utf-8")
     for name in sorted(set(re.findall(r"\b(http_[a-z_]+?)(?:_bucket)?\b", rules))):
         assert f'"{name}"' in exported, f"alerts.yml uses {name}, which no service exports"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from talkative_common.model_client import ContractMismatch, ModelNotFound
-from tests.support.model_server import ModelServerProcess, serve_repository
+from tests.support.model_server import ModelServerProcess, StartModelServer, serve_repository
 from tests.support.servers import serve
 from tests.support.text_models import export_broken_generate
 from textgen_service.main import create_app
@@ -63,10 +62,9 @@ def mismatched_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def mismatch_server(
-    mismatched_repository: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ModelServerProcess]:
-    with serve_repository(mismatched_repository, tmp_path_factory.mktemp("mismatch")) as server:
-        yield server
+    start_model_server: StartModelServer, mismatched_repository: Path
+) -> ModelServerProcess:
+    return start_model_server(mismatched_repository)
 
 
 @pytest.mark.parametrize("backend", ["grpc", "rest"])

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,14 @@ import grpc
 
 from tests.support.servers import free_ports, stop_process
 
+# The versions of each model a config lists (None: TF Serving's default, the newest)...
+Versions = Mapping[str, Sequence[int] | None]
+# ...and the version labels of each model: label -> version.
+Labels = Mapping[str, Mapping[str, int]]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config_text(
-    repository: Path,
-    versions: Mapping[str, Sequence[int] | None],
-    labels: Mapping[str, Mapping[str, int]] | None = None,
-) -> str:
+def config_text(repository: Path, versions: Versions, labels: Labels | None = None) -> str:
     """A text-format ModelServerConfig; versions None = TF Serving's default policy (latest)."""
     lines = ["model_config_list {"]
     for name, listed in versions.items():
@@ -51,10 +51,7 @@ def config_text(
 
 
 def write_config(
-    path: Path,
-    repository: Path,
-    versions: Mapping[str, Sequence[int] | None],
-    labels: Mapping[str, Mapping[str, int]] | None = None,
+    path: Path, repository: Path, versions: Versions, labels: Labels | None = None
 ) -> Path:
     """Write the config atomically, so a poll never reads half a file."""
     path = Path(path)
@@ -64,18 +61,25 @@ def write_config(
     return path
 
 
-def serve_repository(
-    repository: Path,
+def serve(
     workdir: Path,
-    labels: Mapping[str, Mapping[str, int]] | None = None,
+    repository: Path,
+    versions: Versions,
+    labels: Labels | None = None,
     **options: Any,
+) -> ModelServerProcess:
+    """A (not yet started) server of the listed `versions` of the repository's models (None:
+    the newest), its config in WORKDIR/models.config."""
+    config = write_config(Path(workdir) / "models.config", repository, versions, labels)
+    return ModelServerProcess(config, **options)
+
+
+def serve_repository(
+    repository: Path, workdir: Path, labels: Labels | None = None, **options: Any
 ) -> ModelServerProcess:
     """A (not yet started) server for every model of a repository, newest version each."""
     models = sorted(p.name for p in Path(repository).iterdir() if p.is_dir())
-    config = write_config(
-        Path(workdir) / "models.config", repository, dict.fromkeys(models), labels
-    )
-    return ModelServerProcess(config, **options)
+    return serve(workdir, repository, dict.fromkeys(models), labels, **options)
 
 
 class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
@@ -200,6 +204,10 @@ class ModelServerProcess(AbstractContextManager["ModelServerProcess"]):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# A fixture that starts a model server on a repository (tests/serving/conftest.py).
+StartModelServer = Callable[..., ModelServerProcess]
 
 
 def wait_until(predicate: Any, what: str, *, timeout: float = 120.0, seen: Any = None) -> None:

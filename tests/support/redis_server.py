@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 GIVE_UP_S = 30.0  # a bound for a server that never answers, not a speed
 
@@ -94,13 +94,7 @@ def running_redis(workdir: Path) -> Iterator[RedisServer]:
         client.close()
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from training.char_lstm.train import TrainConfig
 
 # The sizes every tiny char-LSTM of the tests shares (each test picks its units and steps).
 TINY_CHAR_LSTM: dict[str, Any] = dict(
@@ -32,21 +35,29 @@ def write_tiny_corpus(corpus: Path, text: str, name: str = "tiny") -> Path:
     return corpus
 
 
+# What every resumable training run leaves in its folder (besides its vocabulary or tokenizer).
+RUN_FILES = (
+    "config.json",
+    "loss_curve.png",
+    "result.json",
+    "checkpoints/best.weights.h5",
+    "checkpoints/last.weights.h5",
+    "checkpoints/state.json",
+)
+
+
+def tiny_char_lstm(corpus: Path, run: Path, **sizes: Any) -> TrainConfig:
+    """A tiny char-LSTM's config: TINY_CHAR_LSTM, and the test's `sizes` (units, steps...)."""
+    from training.char_lstm.train import TrainConfig
+
+    return TrainConfig(corpus=corpus, run_dir=run, **TINY_CHAR_LSTM, **sizes)
+
+
 def train_tiny_char_lstm(corpus: Path, run: Path) -> Path:
     """Six steps of a 24-unit char-LSTM: enough for a real export, not for prose."""
-    from training.char_lstm.train import TrainConfig, train
+    from training.char_lstm.train import train
 
-    train(
-        TrainConfig(
-            corpus=corpus,
-            run_dir=run,
-            units=24,
-            steps=6,
-            eval_every=3,
-            warmup_steps=2,
-            **TINY_CHAR_LSTM,
-        )
-    )
+    train(tiny_char_lstm(corpus, run, units=24, steps=6, eval_every=3, warmup_steps=2))
     return run
 
 

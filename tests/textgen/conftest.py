@@ -1,9 +1,11 @@
+"""textgen-service on 127.0.0.1 for the tests of this folder: tiny_en, unless a test module
+overrides `textgen_settings`; the shared `client` fixture (tests/conftest.py) talks to it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.servers import serve
@@ -12,18 +14,16 @@ from textgen_service.settings import TextgenSettings
 
 
 @pytest.fixture(scope="module")
-def textgen_url(tiny_repository: Path) -> Iterator[str]:
-    settings = TextgenSettings(
+def textgen_settings(tiny_repository: Path) -> TextgenSettings:
+    return TextgenSettings(
         model_repository=tiny_repository,
         default_model="tiny_en",
         max_prompt_chars=300,
         max_new_tokens_limit=500,
     )
-    with serve(create_app(settings)) as url:
+
+
+@pytest.fixture(scope="module")
+def service_url(textgen_settings: TextgenSettings) -> Iterator[str]:
+    with serve(create_app(textgen_settings)) as url:
         yield url
-
-
-@pytest.fixture()
-def client(textgen_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=textgen_url, timeout=60) as c:
-        yield c

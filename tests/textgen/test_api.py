@@ -9,21 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.generations import GOOD
+from tests.support.generations import post_generation as post
 from tests.support.problems import assert_problem
-
-GOOD = {
-    "prompt": "And the king said",
-    "model": "tiny_en",
-    "max_new_tokens": 30,
-    "temperature": 0.8,
-    "top_k": 0,
-    "top_p": 0.95,
-    "seed": 42,
-}
-
-
-def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
-    return client.post("/v1/generations", json={**GOOD, **overrides})
 
 
 def test_generation(client: httpx.Client) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ import httpx
 import pytest
 import tensorflow as tf
 
+from tests.support.generations import GOOD as CHAR_LSTM_GOOD
+from tests.support.generations import post_generation
 from tests.support.servers import serve
 from textgen_service.main import create_app
 from textgen_service.settings import TextgenSettings
@@ -47,37 +48,22 @@ def repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def textgen_url(repository: Path) -> Iterator[str]:
-    settings = TextgenSettings(
+def textgen_settings(repository: Path) -> TextgenSettings:
+    """The service of this module: both families (conftest.py serves it)."""
+    return TextgenSettings(
         model_repository=repository,
         models=["tiny_en", "tiny_gpt2"],
         default_model="tiny_en",
         max_prompt_chars=300,
         max_new_tokens_limit=500,
     )
-    with serve(create_app(settings)) as url:
-        yield url
 
 
-@pytest.fixture()
-def client(textgen_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=textgen_url, timeout=60) as c:
-        yield c
-
-
-GOOD = {
-    "prompt": "And the king said",
-    "model": "tiny_gpt2",
-    "max_new_tokens": 20,
-    "temperature": 0.8,
-    "top_k": 40,
-    "top_p": 0.95,
-    "seed": 42,
-}
+GOOD = CHAR_LSTM_GOOD | {"model": "tiny_gpt2", "max_new_tokens": 20, "top_k": 40}
 
 
 def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
-    return client.post("/v1/generations", json={**GOOD, **overrides})
+    return post_generation(client, GOOD, **overrides)
 
 
 def test_both_families_are_listed_from_their_cards(client: httpx.Client) -> None:
@@ -145,8 +131,9 @@ def test_white_space_prompt_is_refused(client: httpx.Client) -> None:
 
 
 def test_end_token_gives_finish_reason_stop(repository: Path, tmp_path: Path) -> None:
-    from training.gpt2.export import GPT2Generator, save_generator, weights_from_export
+    from training.gpt2.export import GPT2Generator, weights_from_export
     from training.gpt2.tokenizer import encode, load
+    from training.sampling import save_generator
 
     source = repository / "tiny_gpt2" / "1"
     card = json.loads((source / "assets.extra/model_card.json").read_text())
@@ -167,7 +154,7 @@ def test_end_token_gives_finish_reason_stop(repository: Path, tmp_path: Path) ->
     stop_repo = tmp_path / "models"
     version = stop_repo / "stopper" / "1"
     save_generator(GPT2Generator(weights, config, end_id=third), version)
-    shutil.copytree(source / "assets.extra", version / "assets.extra")
+    shutil.copytree(source / "assets.extra", version / "assets.extra", dirs_exist_ok=True)
     card |= {"name": "stopper", "tokenizer": {**card["tokenizer"], "end_id": third}}
     (version / "assets.extra/model_card.json").write_text(json.dumps(card))
     first = out["token_ids"].numpy()[0].tolist().index(third)

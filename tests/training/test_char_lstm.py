@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from talkative_common.model_client import Outputs
-from tests.support.text_models import TINY_CHAR_LSTM, call_generate
+from tests.support.text_models import RUN_FILES, call_generate, tiny_char_lstm
 from training.char_lstm.export import load_keras_from_export
 from training.char_lstm.train import TrainConfig, stream_windows, train
 from training.char_lstm.vocab import CharVocab
@@ -35,15 +35,7 @@ def vocab(export: Path) -> CharVocab:
 
 
 def test_training_writes_resumable_artefacts(tiny_run: Path) -> None:
-    for name in (
-        "vocab.json",
-        "config.json",
-        "loss_curve.png",
-        "result.json",
-        "checkpoints/best.weights.h5",
-        "checkpoints/last.weights.h5",
-        "checkpoints/state.json",
-    ):
+    for name in ("vocab.json", *RUN_FILES):
         assert (tiny_run / name).exists(), name
     result = json.loads((tiny_run / "result.json").read_text())
     assert result["steps"] == 6
@@ -56,27 +48,19 @@ def test_training_writes_resumable_artefacts(tiny_run: Path) -> None:
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_path: Path) -> None:
-    cfg = dict(
-        corpus=tiny_corpus,
-        units=16,
-        steps=8,
-        eval_every=4,
-        warmup_steps=2,
-        seed=5,
-        **TINY_CHAR_LSTM,
-    )
-    straight = train(TrainConfig(run_dir=tmp_path / "a", **cfg))
+    sizes = dict(units=16, steps=8, eval_every=4, warmup_steps=2, seed=5)
+    straight = train(tiny_char_lstm(tiny_corpus, tmp_path / "a", **sizes))
     # Stop mid-epoch at step 3 (as a crash after a checkpoint would), then the same command.
-    stopped = train(TrainConfig(run_dir=tmp_path / "b", stop_after=3, **cfg))
+    stopped = train(tiny_char_lstm(tiny_corpus, tmp_path / "b", stop_after=3, **sizes))
     assert stopped == {"steps": 3, "stopped_early": True}
     assert json.loads((tmp_path / "b/checkpoints/state.json").read_text())["step"] == 3
-    resumed = train(TrainConfig(run_dir=tmp_path / "b", **cfg))
+    resumed = train(tiny_char_lstm(tiny_corpus, tmp_path / "b", **sizes))
     assert resumed["steps"] == 8
     assert resumed["final_valid_nats_per_char"] == pytest.approx(
         straight["final_valid_nats_per_char"], rel=1e-5
     )
     with pytest.raises(SystemExit, match="another configuration"):
-        train(TrainConfig(run_dir=tmp_path / "b", **{**cfg, "units": 8}))
+        train(tiny_char_lstm(tiny_corpus, tmp_path / "b", **{**sizes, "units": 8}))
 
 
 def test_a_corpus_too_small_for_one_batch_is_refused(tmp_path: Path) -> None:

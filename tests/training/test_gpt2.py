@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from talkative_common.model_client import GENERATE, ModelRepository
 from talkative_common.model_client.inprocess import InProcessClient
+from tests.support.text_models import RUN_FILES
 from tests.support.text_models import call_generate as call
 from training.gpt2.export import WARMUP_FILE, GPT2Generator, export_run, weights_from_export
 from training.gpt2.model import GPT2Config, build_model, from_weights, to_weights
@@ -141,15 +142,7 @@ def test_eval_windows_score_every_target_once(n: int, context: int, stride: int)
 
 
 def test_training_writes_resumable_artefacts_and_held_out_figures(run: Path) -> None:
-    for name in (
-        "tokenizer.json",
-        "config.json",
-        "loss_curve.png",
-        "result.json",
-        "checkpoints/best.weights.h5",
-        "checkpoints/last.weights.h5",
-        "checkpoints/state.json",
-    ):
+    for name in ("tokenizer.json", *RUN_FILES):
         assert (run / name).exists(), name
     result = json.loads((run / "result.json").read_text())
     assert result["steps"] == 6

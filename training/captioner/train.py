@@ -39,7 +39,7 @@ from training.captioner.datasets import (
     split_dataset,
 )
 from training.captioner.vocab import UNK_ID, WordVocab, detokenize, tokenize
-from training.cli_common import print_json, trainer_options
+from training.cli_common import config_options, print_json, trainer_options
 from training.tf_threads import configure_threads
 
 if TYPE_CHECKING:
@@ -415,13 +415,43 @@ def export_run(
     return full
 
 
+CAPTIONER_OPTIONS = {
+    "data": "the data set: a COCO captions .json, a Flickr token/results.csv/captions.txt "
+    "file, or a folder of images with <stem>.txt sidecars or a captions.tsv",
+    "kind": "format of --data; auto: folder for a directory, coco for .json, else flickr",
+    "images_dir": "where the images named by a COCO or Flickr file are (default: beside the "
+    "file, or the sub-directory of it that holds them)",
+    "missing_images": "what to do with images the annotations name but the images directory lacks",
+    "encoder_weights": "Keras EfficientNet-Lite0 weights; converted from the offline ImageNet "
+    "weights when the file is missing",
+    "feature_cache": "the .npz of encoder features keyed by image content, shared by runs",
+    "features": "what the decoder reads: the pooled 1280-d image features or the 1000 ImageNet "
+    "class probabilities",
+    "encode_batch_size": "images per encoder batch when computing features",
+    "min_count": "keep words seen at least this often in the training captions (others are "
+    "<unk>); lower it for small data sets",
+    "max_vocab": "largest vocabulary, special tokens included (0: no limit)",
+    "max_len": "words of a caption trained on (longer ones are cut) and generated at most",
+    "embed_dim": "word embedding size",
+    "units": "LSTM units of the decoder",
+    "clip_norm": "clip the global gradient norm",
+    "held_out": "fraction of the images held out for loss and BLEU-4 (0: none)",
+    "beam_size": "beam width for the BLEU-4 captions and the exported model",
+    "length_alpha": "beam-search length normalisation (0: plain log-probability)",
+    "train_bleu_images": "training images (a seeded sample) also scored with BLEU-4, to compare "
+    "with held-out",
+    "export_to": "after training, export the captioner here, e.g. serving/models/captioner/2",
+    "name": "model name for the exported model card (with --export-to)",
+    "language": "ISO 639-1 language of the captions, for the model card (with --export-to)",
+}
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    d = TrainConfig(Path(), Path())
     p = command_parser(
         main,
         parents=[
             trainer_options(
-                d,
+                TrainConfig,
                 {
                     "run_dir": "new directory for the run's outputs",
                     "dropout": "dropout on the image features and the LSTM outputs (0 disables)",
@@ -433,121 +463,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             )
         ],
     )
-    p.add_argument(
-        "--data",
-        type=Path,
-        required=True,
-        help="the data set: a COCO captions .json, a Flickr token/results.csv/captions.txt "
-        "file, or a folder of images with <stem>.txt sidecars or a captions.tsv",
-    )
-    p.add_argument(
-        "--kind",
-        choices=DATASET_KINDS,
-        default=d.kind,
-        help="format of --data; auto: folder for a directory, coco for .json, else flickr",
-    )
-    p.add_argument(
-        "--images-dir",
-        type=Path,
-        default=None,
-        help="where the images named by a COCO or Flickr file are (default: beside the file, "
-        "or the sub-directory of it that holds them)",
-    )
-    p.add_argument(
-        "--missing-images",
-        choices=("skip", "error"),
-        default=d.missing_images,
-        help="what to do with images the annotations name but the images directory lacks",
-    )
-    p.add_argument(
-        "--encoder-weights",
-        type=Path,
-        default=d.encoder_weights,
-        help="Keras EfficientNet-Lite0 weights; converted from the offline ImageNet weights "
-        "when the file is missing (default: %(default)s)",
-    )
-    p.add_argument(
-        "--feature-cache",
-        type=Path,
-        default=d.feature_cache,
-        help="the .npz of encoder features keyed by image content, shared by runs "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--features",
-        choices=("pooled", "class_probs"),
-        default=d.features,
-        help="what the decoder reads: the pooled 1280-d image features or the 1000 ImageNet "
-        "class probabilities",
-    )
-    p.add_argument(
-        "--encode-batch-size",
-        type=int,
-        default=d.encode_batch_size,
-        help="images per encoder batch when computing features",
-    )
-    p.add_argument(
-        "--min-count",
-        type=int,
-        default=d.min_count,
-        help="keep words seen at least this often in the training captions (others are <unk>); "
-        "lower it for small data sets",
-    )
-    p.add_argument(
-        "--max-vocab",
-        type=int,
-        default=d.max_vocab,
-        help="largest vocabulary, special tokens included (0: no limit)",
-    )
-    p.add_argument(
-        "--max-len",
-        type=int,
-        default=d.max_len,
-        help="words of a caption trained on (longer ones are cut) and generated at most",
-    )
-    p.add_argument("--embed-dim", type=int, default=d.embed_dim, help="word embedding size")
-    p.add_argument("--units", type=int, default=d.units, help="LSTM units of the decoder")
-    p.add_argument(
-        "--clip-norm", type=float, default=d.clip_norm, help="clip the global gradient norm"
-    )
-    p.add_argument(
-        "--held-out",
-        type=float,
-        default=d.held_out,
-        help="fraction of the images held out for loss and BLEU-4 (0: none)",
-    )
-    p.add_argument(
-        "--beam-size",
-        type=int,
-        default=d.beam_size,
-        help="beam width for the BLEU-4 captions and the exported model",
-    )
-    p.add_argument(
-        "--length-alpha",
-        type=float,
-        default=d.length_alpha,
-        help="beam-search length normalisation (0: plain log-probability)",
-    )
-    p.add_argument(
-        "--train-bleu-images",
-        type=int,
-        default=d.train_bleu_images,
-        help="training images (a seeded sample) also scored with BLEU-4, to compare with held-out",
-    )
-    p.add_argument(
-        "--export-to",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="after training, export the captioner here, e.g. serving/models/captioner/2",
-    )
-    p.add_argument(
-        "--name", default=d.name, help="model name for the exported model card (with --export-to)"
-    )
-    p.add_argument(
-        "--language",
-        default=d.language,
-        help="ISO 639-1 language of the captions, for the model card (with --export-to)",
+    config_options(
+        p.add_argument_group("the data set, the decoder and its evaluation"),
+        TrainConfig,
+        CAPTIONER_OPTIONS,
+        choices={
+            "kind": DATASET_KINDS,
+            "missing_images": ("skip", "error"),
+            "features": ("pooled", "class_probs"),
+        },
+        metavars={"export_to": "DIR"},
     )
     values = vars(p.parse_args(argv))
     values["max_vocab"] = values["max_vocab"] or None

@@ -25,20 +25,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
 from talkative_common.cli import command_parser
+from training import sampling
 from training.cli_common import checkpoint_option, export_options, print_json
-from training.sampling import (
-    GENERATE_INPUT_SIGNATURE,
-    filter_logits,
-    gumbel_noise,
-    row_keys,
-    vocab_mix,
-)
 
-GENERATE_SIGNATURE = "generate"
 MAX_NEW_TOKENS_CAP = 4096  # hard bound on the loop, whatever a caller asks
 
 
-class CharLSTMGenerator(tf.Module):
+class CharLSTMGenerator(sampling.TextGenerator):
     """Core-ops-only generator built from a trained model's weights."""
 
     def __init__(
@@ -75,7 +68,7 @@ class CharLSTMGenerator(tf.Module):
         ]
         self.out_w = tf.Variable(weights["logits/kernel"], trainable=False, name="out_w")
         self.out_b = tf.Variable(weights["logits/bias"], trainable=False, name="out_b")
-        vmix = vocab_mix(self.vocab_size)
+        vmix = sampling.vocab_mix(self.vocab_size)
         self.vocab_mix = tf.Variable(vmix, trainable=False, name="vocab_mix")
 
     def _step(self, ids: tf.Tensor, states: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -97,17 +90,8 @@ class CharLSTMGenerator(tf.Module):
     def _logits(self, h: tf.Tensor) -> tf.Tensor:
         return tf.matmul(h, self.out_w) + self.out_b
 
-    @tf.function(input_signature=GENERATE_INPUT_SIGNATURE)
-    def generate(
-        self,
-        prompt_ids: tf.Tensor,
-        prompt_lengths: tf.Tensor,
-        max_new_tokens: tf.Tensor,
-        temperature: tf.Tensor,
-        top_k: tf.Tensor,
-        top_p: tf.Tensor,
-        seed: tf.Tensor,
-    ) -> dict[str, tf.Tensor]:
+    def decode(self, inputs: sampling.GenerateInputs) -> dict[str, tf.Tensor]:
+        prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seed = inputs
         batch, width = tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1]
         ids = tf.clip_by_value(prompt_ids, 0, self.vocab_size - 1)
         lengths = tf.clip_by_value(prompt_lengths, 1, tf.maximum(width, 1))
@@ -130,14 +114,14 @@ class CharLSTMGenerator(tf.Module):
 
         wanted = tf.clip_by_value(max_new_tokens, 0, self.cap)
         steps = tf.reduce_max(tf.concat([wanted, [0]], axis=0))
-        keys = row_keys(seed)
+        keys = sampling.row_keys(seed)
         greedy = temperature <= 0.0
 
         def sample(
             n: tf.Tensor, states: list[tf.Tensor], top: tf.Tensor, out: tf.TensorArray
         ) -> tuple:
-            filtered = filter_logits(self._logits(top), temperature, top_k, top_p)
-            noisy = filtered + gumbel_noise(keys, n, self.vocab_mix)
+            filtered = sampling.filter_logits(self._logits(top), temperature, top_k, top_p)
+            noisy = filtered + sampling.gumbel_noise(keys, n, self.vocab_mix)
             token = tf.where(
                 greedy,
                 tf.argmax(filtered, axis=1, output_type=tf.int32),
@@ -200,13 +184,6 @@ def load_keras_from_export(export_dir: Path) -> Any:
     return model
 
 
-def save_generator(generator: CharLSTMGenerator, out_dir: Path) -> None:
-    fn = generator.generate.get_concrete_function()
-    tf.saved_model.save(
-        generator, str(out_dir), signatures={GENERATE_SIGNATURE: fn, "serving_default": fn}
-    )
-
-
 def export_run(
     run_dir: Path, out_dir: Path, *, name: str, language: str, checkpoint: str = "best"
 ) -> dict[str, Any]:
@@ -219,12 +196,7 @@ def export_run(
     model = build_model(mcfg)
     model.load_weights(run_dir / "checkpoints" / f"{checkpoint}.weights.h5")
     generator = CharLSTMGenerator(weights_from_keras(model, mcfg.layers), mcfg.layers, mcfg.units)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SystemExit(f"{out_dir} is not empty: model versions are immutable, use a new one")
-    save_generator(generator, out_dir)
-
-    extra = out_dir / "assets.extra"
-    extra.mkdir(parents=True, exist_ok=True)
+    extra = sampling.save_generator(generator, out_dir)
     CharVocab.load(run_dir / "vocab.json").save(extra / "vocab.json")
     result = json.loads((run_dir / "result.json").read_text())
     corpus_dir = Path(config["corpus"])
@@ -235,7 +207,7 @@ def export_run(
         "language": language,
         "description": f"Character-level LSTM ({mcfg.layers} x {mcfg.units} units) trained on "
         f"{manifest['source']}.",
-        "signature": GENERATE_SIGNATURE,
+        "signature": sampling.GENERATE_SIGNATURE,
         "tokenizer": {"type": "characters", "file": "vocab.json", "size": mcfg.vocab_size},
         "training_corpus": {
             "name": manifest["name"],
@@ -259,9 +231,7 @@ def export_run(
         "licence": "model weights: Apache-2.0; training text: " + manifest["licence"],
         "date": datetime.now(UTC).date().isoformat(),
     }
-    (extra / "model_card.json").write_text(
-        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    sampling.write_model_card(extra, card)
     return card
 
 

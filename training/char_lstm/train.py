@@ -10,8 +10,6 @@ moments, carried state and history, so an interrupted run resumes exactly.
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 
 from talkative_common.cli import command_parser
 from training import run_state
-from training.cli_common import print_json, trainer_options
+from training.cli_common import config_options, print_json, trainer_options
 from training.tf_threads import configure_threads
 
 
@@ -99,14 +97,12 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     configure_threads(cfg.threads)
     import keras
     import tensorflow as tf
-    from tqdm import tqdm
 
     from training.char_lstm.model import CharLSTMConfig, build_model
     from training.char_lstm.vocab import CharVocab
 
     keras.utils.set_random_seed(cfg.seed)
-    run = cfg.run_dir
-    ckpt = run / "checkpoints"
+    ckpt = cfg.run_dir / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
 
     train_text = (cfg.corpus / "train.txt").read_text(encoding="utf-8")
@@ -115,7 +111,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     known = set(vocab.chars)
     unseen = sorted({c for c in valid_text if c not in known})
     valid_text = "".join(c for c in valid_text if c in known)
-    vocab.save(run / "vocab.json")
+    vocab.save(cfg.run_dir / "vocab.json")
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
     # A corpus too small for one batch would make the epoch plan empty (and loop forever).
     need = cfg.batch_size * (cfg.seq_len + 1) + cfg.seq_len
@@ -132,29 +128,28 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
     mcfg = CharLSTMConfig(len(vocab), cfg.embed_dim, cfg.units, cfg.layers, cfg.dropout)
     model = build_model(mcfg)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        warmup_target=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
-        decay_steps=max(1, cfg.steps - cfg.warmup_steps),
-        alpha=cfg.min_lr_ratio,
-    )
+    schedule = run_state.cosine_schedule(cfg)
     optimizer = keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=cfg.clipnorm)
     optimizer.build(model.trainable_variables)
 
-    identity = _jsonable(cfg)
-    history: run_state.History = {"train": [], "valid": []}
-    step, best = 0, float("inf")
     carried = [np.zeros((cfg.batch_size, cfg.units), np.float32) for _ in range(2 * cfg.layers)]
-    saved = run_state.read_state(ckpt, identity)
-    if saved is not None:
-        arrays = run_state.restore(ckpt, model, optimizer)
-        carried = [arrays[f"state{i}"] for i in range(2 * cfg.layers)]
-        step, best, history = saved["step"], saved["best"], saved["history"]
-        print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/char)")
-    (run / "config.json").write_text(
-        json.dumps({**identity, "model": mcfg.to_dict()}, indent=2) + "\n"
+    identity = _jsonable(cfg)
+    run = run_state.ResumableRun(
+        cfg,
+        model,
+        optimizer,
+        schedule,
+        identity=identity,
+        title=f"char-LSTM {cfg.corpus.name} ({cfg.layers}x{cfg.units})",
+        unit="char",
+        held_out=lambda: evaluate(model, valid_ids, cfg.eval_streams, cfg.units, cfg.layers),
+        describe=lambda loss: f"{loss:.4f} nats/char",
+        extra=lambda: {f"state{i}": s for i, s in enumerate(carried)},
     )
+    arrays = run.resume(run_state.read_state(ckpt, identity))
+    if arrays is not None:
+        carried = [arrays[f"state{i}"] for i in range(2 * cfg.layers)]
+    run.write_config(mcfg.to_dict())
 
     @tf.function(reduce_retracing=True)
     def train_step(x: tf.Tensor, y: tf.Tensor, states: list[tf.Tensor]) -> tuple:
@@ -165,76 +160,33 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         optimizer.apply(grads, model.trainable_variables)
         return loss, new_states
 
-    def save(name: str) -> None:
-        model.save_weights(ckpt / f"{name}.weights.h5")
-
-    def checkpoint() -> None:
-        run_state.save(
-            ckpt,
-            model,
-            optimizer,
-            identity=identity,
-            step=step,
-            best=best,
-            history=history,
-            title=f"char-LSTM {cfg.corpus.name} ({cfg.layers}x{cfg.units})",
-            extra={f"state{i}": s for i, s in enumerate(carried)},
-        )
-
-    def run_eval() -> None:
-        nonlocal best
-        loss = evaluate(model, valid_ids, cfg.eval_streams, cfg.units, cfg.layers)
-        history["valid"].append([step, loss])
-        if loss < best:
-            best = loss
-            save("best")
-        tqdm.write(f"step {step}: held-out {loss:.4f} nats/char (best {best:.4f})")
-
-    started = time.time()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.corpus.name}", unit="step")
-    last_step = min(cfg.steps, cfg.stop_after or cfg.steps)
-    while step < last_step:
-        start, offset = epoch_at(step, len(train_ids), cfg.batch_size, cfg.seq_len, cfg.seed)
+    run.start(f"train {cfg.corpus.name}")
+    while run.step < run.last_step:
+        start, offset = epoch_at(run.step, len(train_ids), cfg.batch_size, cfg.seq_len, cfg.seed)
         epoch = stream_windows(train_ids, cfg.batch_size, cfg.seq_len, offset)
-        if step == start:
+        if run.step == start:
             carried = [np.zeros_like(s) for s in carried]
-        for window in epoch[step - start :]:
+        for window in epoch[run.step - start :]:
             loss, new_states = train_step(
                 tf.constant(window[:, :-1]),
                 tf.constant(window[:, 1:]),
                 [tf.constant(s) for s in carried],
             )
             carried = [s.numpy() for s in new_states]
-            step += 1
-            history["train"].append([step, float(loss)])
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{float(schedule(step)):.1e}")
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                run_eval()
-                checkpoint()
-            elif step == last_step:
-                checkpoint()
-            if step >= last_step:
+            if run.trained(loss):
                 break
-    bar.close()
-    if step < cfg.steps:
-        print(f"stopped at step {step} of {cfg.steps}; run the same command to resume")
-        return {"steps": step, "stopped_early": True}
-    if not history["valid"] or history["valid"][-1][0] != step:
-        run_eval()
-        checkpoint()
-    result = {
+    stopped = run.finish()
+    if stopped is not None:
+        return stopped
+    result: dict[str, object] = {
         "corpus": str(cfg.corpus),
-        "steps": step,
-        "chars_seen": step * cfg.batch_size * cfg.seq_len,
-        "best_valid_nats_per_char": best,
-        "final_valid_nats_per_char": history["valid"][-1][1],
+        "steps": run.step,
+        "chars_seen": run.step * cfg.batch_size * cfg.seq_len,
+        "best_valid_nats_per_char": run.best,
+        "final_valid_nats_per_char": run.history["valid"][-1][1],
         "unseen_valid_chars_dropped": unseen,
-        "params": int(model.count_params()),
-        "train_seconds_this_session": round(time.time() - started, 1),
     }
-    (run / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    return result
+    return run.write_result(result)
 
 
 def _jsonable(cfg: TrainConfig) -> dict[str, object]:
@@ -243,12 +195,11 @@ def _jsonable(cfg: TrainConfig) -> dict[str, object]:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    d = TrainConfig(Path(), Path())
     p = command_parser(
         main,
         parents=[
             trainer_options(
-                d,
+                TrainConfig,
                 {
                     "batch_size": "parallel contiguous streams of text per step",
                     "lr": "peak learning rate (Adam)",
@@ -257,26 +208,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             )
         ],
     )
-    model = p.add_argument_group("the model and its data")
-    model.add_argument("--units", type=int, default=d.units, help="LSTM units per layer")
-    model.add_argument("--layers", type=int, default=d.layers, help="stacked LSTM layers")
-    model.add_argument(
-        "--embed-dim", type=int, default=d.embed_dim, help="character embedding size"
-    )
-    model.add_argument(
-        "--seq-len",
-        type=int,
-        default=d.seq_len,
-        help="characters per stream per step (back-propagation length)",
-    )
-    model.add_argument(
-        "--clipnorm", type=float, default=d.clipnorm, help="clip the global gradient norm to this"
-    )
-    model.add_argument(
-        "--eval-streams",
-        type=int,
-        default=d.eval_streams,
-        help="parallel pieces the held-out text is read in",
+    config_options(
+        p.add_argument_group("the model and its data"),
+        TrainConfig,
+        {
+            "units": "LSTM units per layer",
+            "layers": "stacked LSTM layers",
+            "embed_dim": "character embedding size",
+            "seq_len": "characters per stream per step (back-propagation length)",
+            "clipnorm": "clip the global gradient norm to this",
+            "eval_streams": "parallel pieces the held-out text is read in",
+        },
     )
     return TrainConfig(**vars(p.parse_args(argv)))
 

@@ -14,23 +14,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-# Typographic characters folded to the plain ones every corpus already uses, so the
-# models' alphabets stay small and a prompt typed on a phone still matches.
-_FOLD = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u00ab": '"',
-        "\u00bb": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2026": "...",
-        "\u00a0": " ",
-        "\u202f": " ",
-    }
-)
+from talkative_common.text import CORPUS_FOLDS
+
+_FOLD = str.maketrans(CORPUS_FOLDS)
 _SPACES = re.compile(r"[ \t]+")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from talkative_common.retries import Exhausted, Transient
-from training.corpora.http import Download, FetchError, Politeness, RateLimiter
+from training.corpora.http import Download, FetchError, Politeness, PoliteSession
 
 
 class _Transient(Exception):
@@ -36,27 +36,14 @@ def _reply_code(exc: ftplib.Error) -> int | None:
     return int(text[:3]) if text[:3].isdigit() else None
 
 
-class PoliteFTP:
+class PoliteFTP(PoliteSession):
     """Downloads from FTP mirrors with the manners of `PoliteClient`."""
 
     def __init__(
-        self,
-        politeness: Politeness | None = None,
-        *,
-        limiter: RateLimiter | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        self, politeness: Politeness | None = None, *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self.politeness = politeness or Politeness()
-        self._sleep = sleep
-        self.limiter = limiter or RateLimiter(1.0 / self.politeness.rate, sleep=sleep)
+        super().__init__(politeness, sleep=sleep)
         self._conns: dict[str, ftplib.FTP] = {}
-        self.requests_made = 0
-
-    def __enter__(self) -> PoliteFTP:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         for host in list(self._conns):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -260,7 +261,29 @@ class Download:
     resumed: bool  # continued from a partial file left by an earlier attempt or run
 
 
-class PoliteClient:
+class PoliteSession:
+    """What the polite downloaders share: their manners (`Politeness`), the rate limiter
+    that keeps them, the count of requests made, and closing as a context manager."""
+
+    def __init__(
+        self, politeness: Politeness | None = None, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.politeness = politeness or Politeness()
+        self._sleep = sleep
+        self.limiter = RateLimiter(1.0 / self.politeness.rate, sleep=sleep)
+        self.requests_made = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class PoliteClient(PoliteSession):
     """Synchronous: crawls are slow on purpose, and one connection per host is the polite way."""
 
     def __init__(
@@ -271,10 +294,8 @@ class PoliteClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.politeness = politeness or Politeness()
+        super().__init__(politeness, sleep=sleep)
         p = self.politeness
-        self._sleep = sleep
-        self.limiter = RateLimiter(1.0 / p.rate, sleep=sleep)
         self.robots = RobotsCache(robots_cache)
         self._client = httpx.Client(
             headers={"User-Agent": p.user_agent},
@@ -282,13 +303,6 @@ class PoliteClient:
             follow_redirects=True,
             transport=transport,
         )
-        self.requests_made = 0
-
-    def __enter__(self) -> PoliteClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._client.close()

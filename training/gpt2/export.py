@@ -32,33 +32,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
 from talkative_common.cli import command_parser
+from training import sampling
 from training.cli_common import checkpoint_option, export_options, print_json
-from training.gpt2.model import GPT2Config
-from training.sampling import (
-    GENERATE_INPUT_SIGNATURE,
-    filter_logits,
-    gumbel_noise,
-    row_keys,
-    vocab_mix,
-)
+from training.gpt2.model import BLOCK_WEIGHTS, GPT2Config
 
-GENERATE_SIGNATURE = "generate"
 WARMUP_FILE = "tf_serving_warmup_requests"
-# A block's weights in the order the generator indexes them (p[0] .. p[11]).
-BLOCK_WEIGHTS = (
-    "ln_1.weight",
-    "ln_1.bias",
-    "attn.c_attn.weight",
-    "attn.c_attn.bias",
-    "attn.c_proj.weight",
-    "attn.c_proj.bias",
-    "ln_2.weight",
-    "ln_2.bias",
-    "mlp.c_fc.weight",
-    "mlp.c_fc.bias",
-    "mlp.c_proj.weight",
-    "mlp.c_proj.bias",
-)
 
 
 def _layer_norm(x: tf.Tensor, gamma: tf.Variable, beta: tf.Variable, eps: float) -> tf.Tensor:
@@ -81,7 +59,7 @@ class _Weights:
     ln_f: list[tf.Tensor]
 
 
-class GPT2Generator(tf.Module):
+class GPT2Generator(sampling.TextGenerator):
     """Core-ops-only generator built from HF-named GPT-2 weights (see model.to_weights)."""
 
     def __init__(
@@ -106,7 +84,7 @@ class GPT2Generator(tf.Module):
         self.wte, self.wpe = var("wte.weight"), var("wpe.weight")
         self.layers = [[var(f"h.{i}.{n}") for n in BLOCK_WEIGHTS] for i in range(config.n_layer)]
         self.ln_f = [var("ln_f.weight"), var("ln_f.bias")]
-        vmix = vocab_mix(config.vocab_size)
+        vmix = sampling.vocab_mix(config.vocab_size)
         self.vocab_mix = tf.Variable(vmix, trainable=False, name="vocab_mix")
 
     # -- the network --------------------------------------------------------------------
@@ -215,7 +193,7 @@ class GPT2Generator(tf.Module):
         # The sort behind top-k / top-p, and the noise, only when some row needs them.
         filtered = tf.cond(
             tf.reduce_any((top_k > 0) | (top_p < 1.0)),
-            lambda: filter_logits(logits, temperature, top_k, top_p),
+            lambda: sampling.filter_logits(logits, temperature, top_k, top_p),
             lambda: logits / tf.maximum(temperature, 1e-6)[:, None],
         )
         best = tf.argmax(filtered, axis=1, output_type=tf.int32)
@@ -226,22 +204,15 @@ class GPT2Generator(tf.Module):
                 greedy,
                 best,
                 tf.argmax(
-                    filtered + gumbel_noise(keys, n, self.vocab_mix), axis=1, output_type=tf.int32
+                    filtered + sampling.gumbel_noise(keys, n, self.vocab_mix),
+                    axis=1,
+                    output_type=tf.int32,
                 ),
             ),
         )
 
-    @tf.function(input_signature=GENERATE_INPUT_SIGNATURE)
-    def generate(
-        self,
-        prompt_ids: tf.Tensor,
-        prompt_lengths: tf.Tensor,
-        max_new_tokens: tf.Tensor,
-        temperature: tf.Tensor,
-        top_k: tf.Tensor,
-        top_p: tf.Tensor,
-        seed: tf.Tensor,
-    ) -> dict[str, tf.Tensor]:
+    def decode(self, inputs: sampling.GenerateInputs) -> dict[str, tf.Tensor]:
+        prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seed = inputs
         n_pos = self.config.n_positions
         batch = tf.shape(prompt_ids)[0]
         # A prompt longer than the context is cut to its first n_positions - 1 tokens
@@ -268,7 +239,7 @@ class GPT2Generator(tf.Module):
         prompt_visible = slot_ids[None, :] < lengths[:, None]  # [B, S]
         all_ids = tf.pad(ids, [[0, 0], [0, slots - width]])  # the no-cache path's buffer
 
-        row_key = row_keys(seed)
+        row_key = sampling.row_keys(seed)
         end = tf.constant(self.end_id, tf.int32)
 
         def live_rows(n: tf.Tensor, done: tf.Tensor) -> tf.Tensor:
@@ -350,13 +321,6 @@ def weights_from_export(export_dir: Path) -> tuple[dict[str, np.ndarray], GPT2Co
     return weights, GPT2Config(**card["architecture"]), int(card["tokenizer"]["end_id"])
 
 
-def save_generator(generator: GPT2Generator, out_dir: Path) -> None:
-    fn = generator.generate.get_concrete_function()
-    tf.saved_model.save(
-        generator, str(out_dir), signatures={GENERATE_SIGNATURE: fn, "serving_default": fn}
-    )
-
-
 def write_warmup_requests(out_dir: Path, name: str, prompt_ids: list[int]) -> None:
     """assets.extra/tf_serving_warmup_requests: TF Serving replays these before serving,
     so the first user does not pay for graph tracing (batch 1 and batch 2)."""
@@ -368,7 +332,9 @@ def write_warmup_requests(out_dir: Path, name: str, prompt_ids: list[int]) -> No
     with tf.io.TFRecordWriter(str(path)) as writer:
         for batch in (1, 2):
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=name, signature_name=GENERATE_SIGNATURE)
+                model_spec=model_pb2.ModelSpec(
+                    name=name, signature_name=sampling.GENERATE_SIGNATURE
+                )
             )
             inputs = {
                 "prompt_ids": np.asarray([prompt_ids] * batch, np.int32),
@@ -401,8 +367,6 @@ def export_weights(
     """
     from training.gpt2.tokenizer import END_OF_TEXT, encode, end_id, load
 
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SystemExit(f"{out_dir} is not empty: model versions are immutable, use a new one")
     tokenizer = load(tokenizer_json)
     if tokenizer.get_vocab_size() > config.vocab_size:
         raise SystemExit(
@@ -411,14 +375,12 @@ def export_weights(
         )
     end = end_id(tokenizer)
     generator = GPT2Generator(weights, config, end, weights_dtype=weights_dtype)
-    save_generator(generator, out_dir)
-    extra = out_dir / "assets.extra"
-    extra.mkdir(parents=True, exist_ok=True)
+    extra = sampling.save_generator(generator, out_dir)
     shutil.copyfile(tokenizer_json, extra / "tokenizer.json")
     full = {
         **card,
         "kind": "gpt2",
-        "signature": GENERATE_SIGNATURE,
+        "signature": sampling.GENERATE_SIGNATURE,
         "tokenizer": {
             "type": "byte_level_bpe",
             "file": "tokenizer.json",
@@ -434,12 +396,11 @@ def export_weights(
         "max_new_tokens_cap": generator.cap,
         "date": datetime.now(UTC).date().isoformat(),
     }
-    card_path = extra / "model_card.json"
-    card_path.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sampling.write_model_card(extra, full)
     full["warmup_requests"] = write_warmup(
         out_dir, card["name"], encode(tokenizer, "The ") or [end]
     )
-    card_path.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sampling.write_model_card(extra, full)
     return full
 
 

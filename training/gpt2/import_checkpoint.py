@@ -25,22 +25,7 @@ import numpy as np
 
 from talkative_common.cli import command_parser
 from training.cli_common import export_options, print_json
-from training.gpt2.model import GPT2Config
-
-HF_BLOCK_KEYS = (
-    "ln_1.weight",
-    "ln_1.bias",
-    "attn.c_attn.weight",
-    "attn.c_attn.bias",
-    "attn.c_proj.weight",
-    "attn.c_proj.bias",
-    "ln_2.weight",
-    "ln_2.bias",
-    "mlp.c_fc.weight",
-    "mlp.c_fc.bias",
-    "mlp.c_proj.weight",
-    "mlp.c_proj.bias",
-)
+from training.gpt2.model import BLOCK_WEIGHTS, GPT2Config
 
 
 def detect_layout(directory: Path) -> str:
@@ -135,7 +120,7 @@ def _checked(weights: dict[str, np.ndarray], config: GPT2Config) -> dict[str, np
         "wpe.weight": (config.n_positions, d),
     }
     for i in range(config.n_layer):
-        for key in HF_BLOCK_KEYS:
+        for key in BLOCK_WEIGHTS:
             need[f"h.{i}.{key}"] = ()
     need |= {"ln_f.weight": (d,), "ln_f.bias": (d,)}
     missing = sorted(k for k in need if k not in weights)

@@ -21,6 +21,22 @@ import keras
 import numpy as np
 from keras import ops
 
+# The weights of block i are `h.{i}.` + these, in the order the exported generator indexes them.
+BLOCK_WEIGHTS = (
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+)
+
 
 @dataclass(frozen=True)
 class GPT2Config:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 
 from talkative_common.cli import command_parser
 from training import run_state
-from training.cli_common import print_json, trainer_options
+from training.cli_common import config_options, print_json, trainer_options
 from training.tf_threads import configure_threads
 
 
@@ -160,7 +159,6 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     configure_threads(cfg.threads)
     import keras
     import tensorflow as tf
-    from tqdm import tqdm
 
     from training.gpt2.model import build_model, preset
     from training.gpt2.tokenizer import end_id, load
@@ -170,8 +168,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     ):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(cfg.seed)
-    run = cfg.run_dir
-    ckpt = run / "checkpoints"
+    ckpt = cfg.run_dir / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
     identity = _jsonable(cfg)
     saved = run_state.read_state(ckpt, identity)
@@ -181,7 +178,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     files = manifest.get("files", {})
     train_text = (cfg.corpus / "train.txt").read_text(encoding="utf-8")
     valid_text = (cfg.corpus / "valid.txt").read_text(encoding="utf-8")
-    tok_path = run / "tokenizer.json"
+    tok_path = cfg.run_dir / "tokenizer.json"
     if resuming and tok_path.exists():
         tokenizer = load(tok_path)  # the very tokenizer the checkpoint was trained with
     else:
@@ -203,13 +200,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     if len(train_ids) <= context + 1:
         raise SystemExit(f"{cfg.corpus}/train.txt is too short for a context of {context} tokens")
     model = build_model(mcfg)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        warmup_target=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
-        decay_steps=max(1, cfg.steps - cfg.warmup_steps),
-        alpha=cfg.min_lr_ratio,
-    )
+    schedule = run_state.cosine_schedule(cfg)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=cfg.weight_decay,
@@ -220,15 +211,23 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "wpe"])
     optimizer.build(model.trainable_variables)
 
-    history: run_state.History = {"train": [], "valid": []}
-    step, best = 0, float("inf")
-    if saved is not None:
-        run_state.restore(ckpt, model, optimizer)
-        step, best, history = saved["step"], saved["best"], saved["history"]
-        print(f"resuming {run} at step {step} (best held-out {best:.4f} nats/token)")
-    (run / "config.json").write_text(
-        json.dumps({**identity, "model": mcfg.to_dict()}, indent=2) + "\n"
+    def held_out() -> float:
+        ids = valid_ids[: cfg.eval_tokens + 1] if cfg.eval_tokens else valid_ids
+        return evaluate(model, ids, context, stride, jit=cfg.jit) / (len(ids) - 1)
+
+    run = run_state.ResumableRun(
+        cfg,
+        model,
+        optimizer,
+        schedule,
+        identity=identity,
+        title=f"GPT-2 {cfg.corpus.name} ({mcfg.n_layer}x{mcfg.n_embd}, nats/token)",
+        unit="token",
+        held_out=held_out,
+        describe=lambda loss: f"{loss:.4f} nats/token, perplexity {math.exp(loss):.1f}",
     )
+    run.resume(saved)
+    run.write_config(mcfg.to_dict())
 
     @tf.function(reduce_retracing=True, jit_compile=cfg.jit)
     def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -239,62 +238,22 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         optimizer.apply(grads, model.trainable_variables)
         return loss
 
-    def checkpoint() -> None:
-        run_state.save(
-            ckpt,
-            model,
-            optimizer,
-            identity=identity,
-            step=step,
-            best=best,
-            history=history,
-            title=f"GPT-2 {cfg.corpus.name} ({mcfg.n_layer}x{mcfg.n_embd}, nats/token)",
-        )
-
-    def run_eval() -> None:
-        nonlocal best
-        ids = valid_ids[: cfg.eval_tokens + 1] if cfg.eval_tokens else valid_ids
-        loss = evaluate(model, ids, context, stride, jit=cfg.jit) / (len(ids) - 1)
-        history["valid"].append([step, loss])
-        if loss < best:
-            best = loss
-            model.save_weights(ckpt / "best.weights.h5")
-        tqdm.write(
-            f"step {step}: held-out {loss:.4f} nats/token, perplexity {math.exp(loss):.1f} "
-            f"(best {best:.4f})"
-        )
-
-    started = time.time()
-    last_step = min(cfg.steps, cfg.stop_after or cfg.steps)
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train gpt2 {cfg.corpus.name}", unit="step")
-    while step < last_step:
-        window = batch_at(train_ids, step, cfg.batch_size, context, cfg.seed)
-        loss = train_step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:]))
-        step += 1
-        history["train"].append([step, float(loss)])
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{float(schedule(step)):.1e}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            run_eval()
-            checkpoint()
-        elif step == last_step:
-            checkpoint()
-    bar.close()
-    if step < cfg.steps:
-        print(f"stopped at step {step} of {cfg.steps}; run the same command to resume")
-        return {"steps": step, "stopped_early": True}
-    if not history["valid"] or history["valid"][-1][0] != step:
-        run_eval()
-        checkpoint()
+    run.start(f"train gpt2 {cfg.corpus.name}")
+    while run.step < run.last_step:
+        window = batch_at(train_ids, run.step, cfg.batch_size, context, cfg.seed)
+        run.trained(train_step(tf.constant(window[:, :-1]), tf.constant(window[:, 1:])))
+    stopped = run.finish()
+    if stopped is not None:
+        return stopped
 
     # The figures of the model card: the best checkpoint on the whole held-out text.
     model.load_weights(ckpt / "best.weights.h5")
     total = evaluate(model, valid_ids, context, stride, jit=cfg.jit)
     tokens, chars = len(valid_ids) - 1, len(valid_text)
-    result = {
+    result: dict[str, object] = {
         "corpus": str(cfg.corpus),
-        "steps": step,
-        "tokens_seen": step * cfg.batch_size * context,
+        "steps": run.step,
+        "tokens_seen": run.step * cfg.batch_size * context,
         "train_tokens": len(train_ids),
         "valid_tokens": tokens,
         "valid_chars": chars,
@@ -302,13 +261,10 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         "best_valid_perplexity": math.exp(total / tokens),
         "best_valid_nats_per_char": total / chars,
         "best_valid_bits_per_char": total / chars / math.log(2),
-        "final_valid_nats_per_token": history["valid"][-1][1],
+        "final_valid_nats_per_token": run.history["valid"][-1][1],
         "eval_stride": stride,
-        "params": int(model.count_params()),
-        "train_seconds_this_session": round(time.time() - started, 1),
     }
-    (run / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    return result
+    return run.write_result(result)
 
 
 def _jsonable(cfg: TrainConfig) -> dict[str, object]:
@@ -319,12 +275,11 @@ def _jsonable(cfg: TrainConfig) -> dict[str, object]:
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     from training.gpt2.model import PRESETS
 
-    d = TrainConfig(Path(), Path())
     p = command_parser(
         main,
         parents=[
             trainer_options(
-                d,
+                TrainConfig,
                 {
                     "batch_size": "windows per step",
                     "lr": "peak learning rate (AdamW)",
@@ -333,50 +288,29 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             )
         ],
     )
-    model = p.add_argument_group("the model, its tokens and its evaluation")
-    model.add_argument(
-        "--preset",
-        default=d.preset,
-        choices=sorted(PRESETS),
-        help="model size: tiny (tests), laptop (4x256, ctx 256), medium-laptop (6x384, "
-        "ctx 512), small (GPT-2 124M, ctx 1024; a GPU host)",
-    )
-    model.add_argument(
-        "--tokenizer",
-        default=d.tokenizer,
-        choices=["bpe", "gpt2"],
-        help="bpe: a byte-level BPE trained on train.txt; gpt2: the original GPT-2 vocabulary",
-    )
-    model.add_argument("--vocab-size", type=int, default=d.vocab_size, help="tokens of the BPE")
-    model.add_argument("--context", type=int, default=d.context, help="context (0: the preset's)")
-    model.add_argument(
-        "--weight-decay", type=float, default=d.weight_decay, help="AdamW decoupled weight decay"
-    )
-    model.add_argument("--clipnorm", type=float, default=d.clipnorm, help="clip the gradient norm")
-    model.add_argument(
-        "--eval-stride",
-        type=int,
-        default=d.eval_stride,
-        help="held-out windows start every N tokens (0 = context / 2)",
-    )
-    model.add_argument(
-        "--eval-tokens",
-        type=int,
-        default=d.eval_tokens,
-        help="periodic evaluations (which pick the best checkpoint) read the first N held-out "
-        "tokens; the final figures always use all of valid.txt (0 = all every time)",
-    )
-    model.add_argument(
-        "--no-jit",
-        dest="jit",
-        action="store_false",
-        help="do not XLA-compile the training and evaluation steps",
-    )
-    model.add_argument(
-        "--mixed-precision",
-        default=d.mixed_precision,
-        choices=["auto", "bfloat16", "float32"],
-        help="auto: bfloat16 compute when a GPU is present, float32 otherwise",
+    config_options(
+        p.add_argument_group("the model, its tokens and its evaluation"),
+        TrainConfig,
+        {
+            "preset": "model size: tiny (tests), laptop (4x256, ctx 256), medium-laptop (6x384, "
+            "ctx 512), small (GPT-2 124M, ctx 1024; a GPU host)",
+            "tokenizer": "bpe: a byte-level BPE trained on train.txt; gpt2: the original GPT-2 "
+            "vocabulary",
+            "vocab_size": "tokens of the BPE",
+            "context": "context (0: the preset's)",
+            "weight_decay": "AdamW decoupled weight decay",
+            "clipnorm": "clip the gradient norm",
+            "eval_stride": "held-out windows start every N tokens (0 = context / 2)",
+            "eval_tokens": "periodic evaluations (which pick the best checkpoint) read the first N "
+            "held-out tokens; the final figures always use all of valid.txt (0 = all every time)",
+            "jit": "do not XLA-compile the training and evaluation steps",
+            "mixed_precision": "auto: bfloat16 compute when a GPU is present, float32 otherwise",
+        },
+        choices={
+            "preset": sorted(PRESETS),
+            "tokenizer": ("bpe", "gpt2"),
+            "mixed_precision": ("auto", "bfloat16", "float32"),
+        },
     )
     return TrainConfig(**vars(p.parse_args(argv)))
 

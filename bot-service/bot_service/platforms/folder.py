@@ -16,14 +16,7 @@ import time
 from pathlib import Path
 
 from bot_service.media import check_image
-from bot_service.platforms.base import (
-    MediaRef,
-    MediaRejected,
-    Mention,
-    MentionBatch,
-    Platform,
-    Reply,
-)
+from bot_service.platforms import base
 from bot_service.settings import BotSettings
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
@@ -40,7 +33,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-class FolderPlatform(Platform):
+class FolderPlatform(base.Platform):
     name = "folder"
     alt_text_limit = 1500
 
@@ -51,41 +44,41 @@ class FolderPlatform(Platform):
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.outbox.mkdir(parents=True, exist_ok=True)
 
-    def fetch_mentions(self, cursor: str | None, limit: int) -> MentionBatch:
+    def fetch_mentions(self, cursor: str | None, limit: int) -> base.MentionBatch:
         # No cursor: the state store remembers which files were seen. Oldest first.
         files = [p for p in self.inbox.iterdir() if p.is_file() and not p.name.startswith(".")]
         files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
         mentions = []
         for path in files:
-            media: tuple[MediaRef, ...] = ()
+            media: tuple[base.MediaRef, ...] = ()
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                media = (MediaRef(url=path.name),)
+                media = (base.MediaRef(url=path.name),)
             mentions.append(
-                Mention(
+                base.Mention(
                     id=path.name, author_id=path.name, author_handle="you", text="", media=media
                 )
             )
-        return MentionBatch(mentions=mentions, cursor=None)
+        return base.MentionBatch(mentions=mentions, cursor=None)
 
-    def download(self, media: MediaRef) -> tuple[bytes, str]:
+    def download(self, media: base.MediaRef) -> tuple[bytes, str]:
         path = self.inbox / Path(media.url).name  # never outside the inbox
         try:
             size = path.stat().st_size
             if size > self.max_bytes:
-                raise MediaRejected("the image is larger than I accept")
+                raise base.MediaRejected("the image is larger than I accept")
             data = path.read_bytes()
         except FileNotFoundError as exc:
-            raise MediaRejected("the image was removed before I could read it") from exc
+            raise base.MediaRejected("the image was removed before I could read it") from exc
         return data, check_image(data, self.allowed_types)
 
-    def _reply_path(self, mention: Mention) -> Path:
+    def _reply_path(self, mention: base.Mention) -> Path:
         return self.outbox / f"{mention.id}.reply.json"
 
-    def find_reply(self, mention: Mention) -> str | None:
+    def find_reply(self, mention: base.Mention) -> str | None:
         path = self._reply_path(mention)
         return path.name if path.exists() else None
 
-    def post_reply(self, mention: Mention, reply: Reply) -> str:
+    def post_reply(self, mention: base.Mention, reply: base.Reply) -> str:
         reply.check()
         card_name = None
         if reply.image is not None:

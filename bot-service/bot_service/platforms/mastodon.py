@@ -23,16 +23,7 @@ from mastodon import (
 )
 
 from bot_service.media import MediaDownloader
-from bot_service.platforms.base import (
-    MediaRef,
-    Mention,
-    MentionBatch,
-    Platform,
-    PlatformError,
-    PlatformUnavailable,
-    RateLimited,
-    Reply,
-)
+from bot_service.platforms import base
 from bot_service.settings import BotSettings
 
 _TAG = re.compile(r"<[^>]+>")
@@ -42,7 +33,7 @@ def _plain(html: str) -> str:
     return unescape(_TAG.sub(" ", html.replace("<br>", "\n"))).strip()
 
 
-class MastodonPlatform(Platform):
+class MastodonPlatform(base.Platform):
     name = "mastodon"
     alt_text_limit = 1500
 
@@ -74,11 +65,11 @@ class MastodonPlatform(Platform):
         except MastodonRatelimitError as exc:
             reset = self.api.ratelimit_reset
             reset_at = float(reset) if reset and reset > time.time() else time.time() + 60
-            raise RateLimited(reset_at, "Mastodon rate limit") from exc
+            raise base.RateLimited(reset_at, "Mastodon rate limit") from exc
         except (MastodonNetworkError, MastodonServerError) as exc:
-            raise PlatformUnavailable(f"Mastodon unavailable: {exc}") from exc
+            raise base.PlatformUnavailable(f"Mastodon unavailable: {exc}") from exc
         except MastodonError as exc:
-            raise PlatformError(f"Mastodon refused: {exc}") from exc
+            raise base.PlatformError(f"Mastodon refused: {exc}") from exc
 
     @property
     def me(self) -> str:
@@ -86,7 +77,7 @@ class MastodonPlatform(Platform):
             self._me = str(self._call(self.api.account_verify_credentials)["id"])
         return self._me
 
-    def fetch_mentions(self, cursor: str | None, limit: int) -> MentionBatch:
+    def fetch_mentions(self, cursor: str | None, limit: int) -> base.MentionBatch:
         me = self.me
         # min_id, not since_id: the page right after the cursor (oldest first), so a burst
         # larger than one page is read over several polls instead of skipped.
@@ -100,12 +91,12 @@ class MastodonPlatform(Platform):
                 continue
             account = status["account"]
             media = tuple(
-                MediaRef(url=a["url"], kind="image", description=a.get("description"))
+                base.MediaRef(url=a["url"], kind="image", description=a.get("description"))
                 for a in status.get("media_attachments") or []
                 if a.get("type") == "image" and a.get("url")
             )
             mentions.append(
-                Mention(
+                base.Mention(
                     id=str(status["id"]),
                     author_id=str(account["id"]),
                     author_handle=account["acct"],
@@ -115,12 +106,12 @@ class MastodonPlatform(Platform):
                 )
             )
         newest = max((int(n["id"]) for n in notes), default=None)
-        return MentionBatch(mentions, str(newest) if newest is not None else None)
+        return base.MentionBatch(mentions, str(newest) if newest is not None else None)
 
-    def download(self, media: MediaRef) -> tuple[bytes, str]:
+    def download(self, media: base.MediaRef) -> tuple[bytes, str]:
         return self.media.fetch(media.url)
 
-    def find_reply(self, mention: Mention) -> str | None:
+    def find_reply(self, mention: base.Mention) -> str | None:
         context = self._call(self.api.status_context, mention.id)
         for status in context["descendants"]:
             if (
@@ -130,7 +121,7 @@ class MastodonPlatform(Platform):
                 return str(status["id"])
         return None
 
-    def post_reply(self, mention: Mention, reply: Reply) -> str:
+    def post_reply(self, mention: base.Mention, reply: base.Reply) -> str:
         media_ids = None
         if reply.image is not None:
             attachment = self._call(

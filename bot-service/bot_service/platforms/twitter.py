@@ -1,4 +1,8 @@
-"""X (Twitter) through python-twitter and the v1.1 endpoints it speaks.
+"""Platform `twitter-legacy`: X (Twitter) through python-twitter and the v1.1 endpoints it
+speaks, for accounts that still have v1.1 access and for v1.1-compatible servers
+(BOT_TWITTER_BASE_URL). `twitter` is its deprecated name. Its state (cursor, mentions,
+lease) stays under the name `twitter`, so a deployment that renames the setting keeps it.
+The X API v2 adapter is platforms/x.py.
 
 Calls: account/verify_credentials (who am I), statuses/mentions_timeline (since_id cursor),
 media/upload + media/metadata/create (card + alt text), statuses/update (the reply),
@@ -17,16 +21,7 @@ import twitter
 from twitter.twitter_utils import calc_expected_status_length
 
 from bot_service.media import MediaDownloader
-from bot_service.platforms.base import (
-    MediaRef,
-    Mention,
-    MentionBatch,
-    Platform,
-    PlatformError,
-    PlatformUnavailable,
-    RateLimited,
-    Reply,
-)
+from bot_service.platforms import base
 from bot_service.settings import BotSettings
 
 DEFAULT_MEDIA_HOSTS = ["pbs.twimg.com", "ton.twimg.com"]
@@ -46,8 +41,8 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-class TwitterPlatform(Platform):
-    name = "twitter"
+class TwitterPlatform(base.Platform):
+    name = "twitter"  # the state's key since before the rename: kept
     alt_text_limit = 1000
 
     def __init__(self, settings: BotSettings, api: twitter.Api | None = None) -> None:
@@ -60,8 +55,9 @@ class TwitterPlatform(Platform):
             )
         ):
             raise ValueError(
-                "the twitter platform needs BOT_TWITTER_CONSUMER_KEY, BOT_TWITTER_CONSUMER_SECRET, "
-                "BOT_TWITTER_ACCESS_TOKEN and BOT_TWITTER_ACCESS_TOKEN_SECRET"
+                "the twitter-legacy platform needs BOT_TWITTER_CONSUMER_KEY, "
+                "BOT_TWITTER_CONSUMER_SECRET, BOT_TWITTER_ACCESS_TOKEN and "
+                "BOT_TWITTER_ACCESS_TOKEN_SECRET"
             )
         self.api = api or twitter.Api(
             consumer_key=_secret(settings.twitter_consumer_key),
@@ -95,20 +91,20 @@ class TwitterPlatform(Platform):
         try:
             return fn(*args, **kwargs)
         except requests.RequestException as exc:
-            raise PlatformUnavailable(f"X unreachable: {exc.__class__.__name__}") from exc
+            raise base.PlatformUnavailable(f"X unreachable: {exc.__class__.__name__}") from exc
         except twitter.TwitterError as exc:
             raise self._classify(exc) from exc
 
-    def _classify(self, exc: Exception) -> PlatformError:
+    def _classify(self, exc: Exception) -> base.PlatformError:
         status = self._last.status_code if self._last is not None else 0
         headers = self._last.headers if self._last is not None else {}
         if status == 429:
             reset = headers.get("x-rate-limit-reset", "")
             reset_at = float(reset) if reset.isdigit() else time.time() + 60
-            return RateLimited(reset_at, "X rate limit")
+            return base.RateLimited(reset_at, "X rate limit")
         if status >= 500 or status == 0:
-            return PlatformUnavailable(f"X answered {status}: {exc}")
-        return PlatformError(f"X answered {status}: {exc}")
+            return base.PlatformUnavailable(f"X answered {status}: {exc}")
+        return base.PlatformError(f"X answered {status}: {exc}")
 
     @property
     def me(self) -> str:
@@ -120,7 +116,7 @@ class TwitterPlatform(Platform):
     def text_length(self, text: str) -> int:
         return int(calc_expected_status_length(text))
 
-    def fetch_mentions(self, cursor: str | None, limit: int) -> MentionBatch:
+    def fetch_mentions(self, cursor: str | None, limit: int) -> base.MentionBatch:
         me = self.me
         statuses = self._call(
             self.api.GetMentions, count=min(max(limit, 1), 200), since_id=cursor, trim_user=False
@@ -128,12 +124,12 @@ class TwitterPlatform(Platform):
         mentions = []
         for s in sorted(statuses, key=lambda s: int(s.id)):
             media = tuple(
-                MediaRef(url=m.media_url_https or m.media_url, kind="image")
+                base.MediaRef(url=m.media_url_https or m.media_url, kind="image")
                 for m in (s.media or [])
                 if m.type == "photo"
             )
             mentions.append(
-                Mention(
+                base.Mention(
                     id=str(s.id),
                     author_id=str(s.user.id),
                     author_handle=s.user.screen_name,
@@ -143,12 +139,12 @@ class TwitterPlatform(Platform):
                 )
             )
         newest = max((int(s.id) for s in statuses), default=None)
-        return MentionBatch(mentions, str(newest) if newest is not None else None)
+        return base.MentionBatch(mentions, str(newest) if newest is not None else None)
 
-    def download(self, media: MediaRef) -> tuple[bytes, str]:
+    def download(self, media: base.MediaRef) -> tuple[bytes, str]:
         return self.media.fetch(media.url)
 
-    def find_reply(self, mention: Mention) -> str | None:
+    def find_reply(self, mention: base.Mention) -> str | None:
         own = self._call(
             self.api.GetUserTimeline,
             user_id=int(self.me),
@@ -162,7 +158,7 @@ class TwitterPlatform(Platform):
                 return str(status.id)
         return None
 
-    def post_reply(self, mention: Mention, reply: Reply) -> str:
+    def post_reply(self, mention: base.Mention, reply: base.Reply) -> str:
         media_ids = None
         if reply.image is not None:
             suffix = {"image/jpeg": "jpg", "image/webp": "webp"}.get(reply.image_type, "png")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, UploadFile
 
 from caption_service.api.deps import DecodeBudgetDep, ModelDep, SettingsDep
-from caption_service.schemas import MAX_BEAM_SIZE, CaptionResponse
+from talkative_common.caption_schema import MAX_BEAM_SIZE, BeamSize, CaptionResponse
 from talkative_common.images import read_image
 from talkative_common.openapi import photo_upload, problem_responses
 from talkative_common.validation import only_form_fields
@@ -42,16 +42,7 @@ async def create_captions(
     settings: SettingsDep,
     budget: DecodeBudgetDep,
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],
-    beam_size: Annotated[
-        int | None,
-        Form(
-            ge=1,
-            le=MAX_BEAM_SIZE,
-            description="beam width: how many captions are searched and returned, 1 (greedy) "
-            f"to {MAX_BEAM_SIZE}; default: the width the captioner was exported with (its "
-            "model card's `beam_size`, 3 for the default captioner)",
-        ),
-    ] = None,
+    beam_size: BeamSize = None,
 ) -> CaptionResponse:
     data = await image.read()
     # Decoding is CPU work: off the event loop, so health checks still answer. It is

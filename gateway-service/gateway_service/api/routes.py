@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
@@ -22,6 +22,7 @@ from gateway_service.schemas import (
     Style,
     Temperature,
 )
+from talkative_common.caption_schema import MAX_BEAM_SIZE, BeamSize, CaptionResponse
 from talkative_common.generation_schema import GenerationRequest, GenerationResponse
 from talkative_common.openapi import photo_upload, problem_responses
 from talkative_common.problems import Problem
@@ -118,27 +119,31 @@ async def story_card(story_id: str, chain: ChainDep) -> Response:
 
 @router.post(
     "/captions",
+    response_model=CaptionResponse,
     responses=problem_responses(
         {
-            422: f"{NOT_A_PHOTO}; or an unknown field",
+            422: f"{NOT_A_PHOTO}; or an unknown field, or `beam_size` outside "
+            f"1-{MAX_BEAM_SIZE} (or not choosable with the captioner's export)",
             503: "caption-service is down or too slow",
         }
     ),
     openapi_extra=photo_upload("image"),
     tags=["pass-through"],
     summary="caption-service",
-    dependencies=[Depends(only_form_fields("image"))],
+    dependencies=[Depends(only_form_fields("image", "beam_size"))],
 )
 async def captions(
     chain: ChainDep,
     image: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or GIF")],
-) -> dict[str, Any]:
+    beam_size: BeamSize = None,
+) -> CaptionResponse:
     data = await image.read()
     # Decoded once, small; caption-service gets that copy as PNG, not the upload.
     _, photo_png = await asyncio.to_thread(chain.read_photo, data)
-    return await chain.captions.caption(
-        photo_png, stories.png_name(image.filename or "image"), "image/png"
+    body = await chain.captions.caption(
+        photo_png, stories.png_name(image.filename or "image"), "image/png", beam_size=beam_size
     )
+    return CaptionResponse.model_validate(body)
 
 
 @router.post(

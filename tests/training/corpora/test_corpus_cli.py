@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.text_models import TINY_CHAR_LSTM
+from tests.support.text_models import tiny_char_lstm
 from tests.training.corpora import gutenberg_mirror as gm
 from tests.training.corpora.screenplays import build_imsdb
 from tests.training.corpora.site import serve_site
@@ -26,19 +26,9 @@ def corpus_files(out: Path) -> tuple[dict, str, str]:
 
 
 def train_tiny(corpus: Path, run: Path) -> dict:
-    from training.char_lstm.train import TrainConfig, train
+    from training.char_lstm.train import train
 
-    return train(
-        TrainConfig(
-            corpus=corpus,
-            run_dir=run,
-            units=16,
-            steps=4,
-            eval_every=2,
-            warmup_steps=1,
-            **TINY_CHAR_LSTM,
-        )
-    )
+    return train(tiny_char_lstm(corpus, run, units=16, steps=4, eval_every=2, warmup_steps=1))
 
 
 def test_every_option_is_explained() -> None:

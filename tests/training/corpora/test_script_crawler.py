@@ -47,6 +47,14 @@ def imsdb() -> Iterator[tuple[Site, Imsdb]]:
         yield site, build_imsdb(site)
 
 
+def ladder_script(imsdb: tuple[Site, Imsdb]) -> tuple[Site, str]:
+    """The site and the path of The Ladder's script page: the page the fault tests break."""
+    site, data = imsdb
+    path = data.film("The Ladder").script
+    assert path is not None
+    return site, path
+
+
 def crawler(site: Site, cache: Path, politeness: Politeness | None = None) -> ScriptCrawler:
     client = PoliteClient(politeness or fast(), robots_cache=cache / "robots.json")
     return ScriptCrawler(client, site.base_url, cache)
@@ -121,9 +129,7 @@ def test_film_without_script_and_stub_script_are_skipped_with_reasons(
 def test_script_that_fails_for_good_is_recorded_and_skipped(
     imsdb: tuple[Site, Imsdb], tmp_path: Path
 ) -> None:
-    site, data = imsdb
-    path = data.film("The Ladder").script
-    assert path is not None
+    site, path = ladder_script(imsdb)
     del site.pages[path]  # 404
     entries = crawler(site, tmp_path).crawl("Comedy", progress=False)
     assert [e.title for e in entries] == COMEDY_SCRIPTS[1:]
@@ -136,9 +142,7 @@ def test_script_that_fails_for_good_is_recorded_and_skipped(
 def test_retries_exhausted_are_recorded_and_the_crawl_goes_on(
     imsdb: tuple[Site, Imsdb], tmp_path: Path
 ) -> None:
-    site, data = imsdb
-    path = data.film("The Ladder").script
-    assert path is not None
+    site, path = ladder_script(imsdb)
     site.fail(path, *[reset()] * 3)
     entries = crawler(site, tmp_path, fast(retries=2)).crawl("Comedy", progress=False)
     assert [e.title for e in entries] == COMEDY_SCRIPTS[1:]
@@ -148,9 +152,7 @@ def test_retries_exhausted_are_recorded_and_the_crawl_goes_on(
 
 
 def test_429_with_retry_after_then_success(imsdb: tuple[Site, Imsdb], tmp_path: Path) -> None:
-    site, data = imsdb
-    path = data.film("The Ladder").script
-    assert path is not None
+    site, path = ladder_script(imsdb)
     site.fail(path, too_many_requests("1"))
     entries = crawler(site, tmp_path).crawl("Comedy", limit=1, progress=False)
     assert [e.title for e in entries] == ["The Ladder"]
@@ -160,9 +162,7 @@ def test_429_with_retry_after_then_success(imsdb: tuple[Site, Imsdb], tmp_path: 
 
 
 def test_stalled_response_is_retried(imsdb: tuple[Site, Imsdb], tmp_path: Path) -> None:
-    site, data = imsdb
-    path = data.film("The Ladder").script
-    assert path is not None
+    site, path = ladder_script(imsdb)
     site.fail(path, stall(1.5))  # longer than the 0.5 s read timeout
     entries = crawler(site, tmp_path).crawl("Comedy", limit=1, progress=False)
     assert [h.status for h in site.requests_for(path)] == [0, 200]
@@ -170,9 +170,7 @@ def test_stalled_response_is_retried(imsdb: tuple[Site, Imsdb], tmp_path: Path) 
 
 
 def test_truncated_response_is_retried(imsdb: tuple[Site, Imsdb], tmp_path: Path) -> None:
-    site, data = imsdb
-    path = data.film("The Ladder").script
-    assert path is not None
+    site, path = ladder_script(imsdb)
     site.fail(path, truncate())
     entries = crawler(site, tmp_path).crawl("Comedy", limit=1, progress=False)
     assert [h.status for h in site.requests_for(path)] == [-200, 200]  # -: cut short

@@ -8,8 +8,11 @@ versions. The registry builds a new instance when the served version moves.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import numpy as np
 
 from talkative_common.errors import Unavailable
 from talkative_common.generation_schema import TokenizerKind
@@ -47,10 +50,15 @@ class TextModel(ABC):
     def __init__(
         self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
     ) -> None:
-        """Read `version`'s card (and, in subclasses, its vocabulary): blocking file reads."""
+        """Read `version`'s card, then what it names (`load_assets`): blocking file reads."""
         self.name, self.client, self.repository = name, client, repository
         self.version = version
         self.card: dict[str, Any] = repository.card(name, version)
+        self.load_assets()
+
+    @abstractmethod
+    def load_assets(self) -> None:
+        """Read the version's tokenizer or alphabet (and any setting of its card) once."""
 
     @property
     def max_new_tokens(self) -> int:
@@ -84,10 +92,22 @@ class TextModel(ABC):
     async def warmup(self) -> None:
         """Run one small request so the first user does not pay for graph tracing."""
 
-    async def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    async def _generate(self, ids: Sequence[int], params: GenerationParams) -> list[int]:
+        """The new token ids after the prompt `ids`: one row through the `generate` signature."""
+        inputs: dict[str, np.ndarray] = {
+            "prompt_ids": np.asarray([ids], dtype=np.int32),
+            "prompt_lengths": np.asarray([len(ids)], np.int32),
+            "max_new_tokens": np.asarray([params.max_new_tokens], np.int32),
+            "temperature": np.asarray([params.temperature], np.float32),
+            "top_k": np.asarray([params.top_k], np.int32),
+            "top_p": np.asarray([params.top_p], np.float32),
+            "seed": np.asarray([params.rng_seed], np.int64),
+        }
         try:
-            return await self.client.predict(
+            out = await self.client.predict(
                 self.name, inputs, signature=GENERATE.name, version=self.version
             )
         except (ModelUnavailable, ModelNotFound) as exc:
             raise Unavailable(f"the text model {self.name!r} is unavailable: {exc}") from exc
+        length = int(out["lengths"][0])
+        return [int(i) for i in out["token_ids"][0, :length]]

@@ -14,11 +14,9 @@ fewer tokens than asked for means finish_reason "stop".
 
 from __future__ import annotations
 
-import numpy as np
 from tokenizers import Tokenizer
 
 from talkative_common.errors import InvalidInput
-from talkative_common.model_client import ModelClient, ModelRepository
 from textgen_service.alphabet import NormalisedPrompt
 from textgen_service.models.base import Generation, GenerationParams, TextModel
 
@@ -31,10 +29,7 @@ class GPT2Model(TextModel):
     family = "gpt2"
     tokenizer_kind = "byte_level_bpe"
 
-    def __init__(
-        self, name: str, client: ModelClient, repository: ModelRepository, *, version: int
-    ) -> None:
-        super().__init__(name, client, repository, version=version)
+    def load_assets(self) -> None:
         info = self.card.get("tokenizer", {})
         path = self.repository.asset(self.name, info.get("file", "tokenizer.json"), self.version)
         self.tokenizer = Tokenizer.from_file(str(path))
@@ -81,19 +76,8 @@ class GPT2Model(TextModel):
         if len(ids) > room:
             ids = ids[-room:]  # an offered length never fails: keep the prompt's end
             fitted = NormalisedPrompt(self.decode(ids).lstrip("\ufffd"), {})
-        out = await self._call(
-            {
-                "prompt_ids": np.asarray([ids], dtype=np.int32),
-                "prompt_lengths": np.asarray([len(ids)], np.int32),
-                "max_new_tokens": np.asarray([params.max_new_tokens], np.int32),
-                "temperature": np.asarray([params.temperature], np.float32),
-                "top_k": np.asarray([params.top_k], np.int32),
-                "top_p": np.asarray([params.top_p], np.float32),
-                "seed": np.asarray([params.rng_seed], np.int64),
-            }
-        )
-        length = int(out["lengths"][0])
-        tokens = [int(i) for i in out["token_ids"][0, :length]]
+        tokens = await self._generate(ids, params)
+        length = len(tokens)
         finish = "stop" if length < params.max_new_tokens else "length"
         return Generation(
             text=self.decode(tokens), tokens=length, finish_reason=finish, prompt=fitted

@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import time
 import warnings
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image
 
 from bot_service.platforms.base import MediaRejected, PlatformUnavailable
+
+if TYPE_CHECKING:
+    from bot_service.settings import BotSettings
 
 # Pillow format name -> content type; anything else is refused whatever the header said.
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -55,6 +59,17 @@ class MediaDownloader:
         self.max_bytes, self.timeout_s, self.allowed_types = max_bytes, timeout_s, allowed_types
         # No redirects: a redirect could leave the allowed hosts.
         self.client = client or httpx.Client(follow_redirects=False, timeout=timeout_s)
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings, platform_hosts: list[str]) -> MediaDownloader:
+        """The bot's limits, and its allow-list (BOT_MEDIA_HOSTS) or else the platform's
+        own media hosts."""
+        return cls(
+            settings.media_hosts or platform_hosts,
+            max_bytes=settings.max_media_bytes,
+            timeout_s=settings.media_timeout_s,
+            allowed_types=settings.media_types,
+        )
 
     def host_allowed(self, url: str) -> bool:
         parts = urlsplit(url)

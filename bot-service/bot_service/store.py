@@ -19,7 +19,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -96,22 +96,9 @@ def _item(row: sqlite3.Row) -> Item:
         media=media,
         own=bool(row["own"]),
     )
-    return Item(
-        platform=row["platform"],
-        mention=mention,
-        state=row["state"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_error=row["last_error"],
-        reply_kind=row["reply_kind"],
-        caption=row["caption"],
-        story=row["story"],
-        card=row["card"],
-        card_type=row["card_type"],
-        reply_text=row["reply_text"],
-        alt_text=row["alt_text"],
-        reply_id=row["reply_id"],
-    )
+    # Every other field of Item is a column of the same name.
+    columns = {f.name: row[f.name] for f in fields(Item) if f.name != "mention"}
+    return Item(mention=mention, **columns)
 
 
 class StateStore:

@@ -200,10 +200,11 @@ def twitter_env(tmp_path: Path, gateway: CountingGateway, twitter: FakeTwitter, 
         platform="twitter-legacy",
         twitter_base_url=f"{twitter.base_url}/1.1",
         twitter_upload_url=f"{twitter.base_url}/1.1",
-        twitter_consumer_key="ck",
-        twitter_consumer_secret="cs",
-        twitter_access_token="at",
-        twitter_access_token_secret="ats",
+        # Values no log line could hold by chance: every run checks none is printed.
+        twitter_consumer_key="legacy-consumer-key-never-logged",
+        twitter_consumer_secret="legacy-consumer-secret-never-logged",
+        twitter_access_token="legacy-access-token-never-logged",
+        twitter_access_token_secret="legacy-access-secret-never-logged",
         media_hosts='["127.0.0.1"]',
         **kw,
     )
@@ -237,13 +238,25 @@ def run_bot(
     if crash_at:  # tests/support/crashpoints.py, armed by the hook's sitecustomize
         full["BOT_CRASH_AT"] = crash_at
         full["PYTHONPATH"] = os.pathsep.join([str(CRASH_HOOK), full["PYTHONPATH"]])
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "bot_service.cli", "run", *(args or ("--once",))],
         env=full,
         cwd=cwd,
         capture_output=True,
         text=True,
     )
+    assert_no_credentials(full, result.stdout + result.stderr)
+    return result
+
+
+def assert_no_credentials(env: dict[str, str], output: str) -> None:
+    """No credential the bot was given (BOT_ + a secret field) shows in what it printed:
+    checked after every bot run of the suite, whatever the platform and log level."""
+    from bot_service.settings import SECRET_FIELDS
+
+    for field in SECRET_FIELDS:
+        value = env.get(f"BOT_{field.upper()}", "")
+        assert not value or value not in output, f"BOT_{field.upper()} appears in the output"
 
 
 def start_bot(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.conftest import bluesky_env, mastodon_env, run_bot, twitter_env, x_env
+from tests.bot.conftest import bluesky_env, bot_env, mastodon_env, run_bot, twitter_env, x_env
 from tests.bot.fakes.bluesky import FakeBluesky
 from tests.bot.fakes.mastodon import FakeMastodon
 from tests.bot.fakes.twitter import FakeTwitter
@@ -117,3 +117,25 @@ def test_bluesky_killed_and_restarted(
     assert bluesky.count("POST", "com.atproto.server.createSession") == 1
     (answer,) = bluesky.replies_to(uris[1])
     assert answer["record"]["reply"]["root"]["uri"] == top  # refs right after a restart too
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_folder_killed_and_restarted(
+    point: str, tmp_path: Path, gateway: CountingGateway, photo: bytes
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (inbox / name).write_bytes(photo)
+    env = bot_env(tmp_path, gateway)
+
+    crashed = run_bot(env, tmp_path, crash_at=point)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    restarted = run_bot(env, tmp_path)
+    assert restarted.returncode == 0, restarted.stderr
+    outbox = tmp_path / "outbox"
+    assert sorted(p.name for p in outbox.glob("*.reply.json")) == [
+        "a.jpg.reply.json",
+        "b.jpg.reply.json",
+    ]
+    assert gateway.story_calls == 2  # a story composed before the kill is kept

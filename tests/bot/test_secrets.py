@@ -75,3 +75,13 @@ def test_no_secrets_folder_no_warning(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         settings = BotSettings(_secrets_dir=tmp_path / "absent")
     assert settings.mastodon_access_token is None
+
+
+def test_the_suite_wide_credential_check_catches_a_leak() -> None:
+    """run_bot checks every bot run's output with this; it must be able to fail."""
+    from tests.bot.conftest import assert_no_credentials
+
+    env = {"BOT_X_ACCESS_TOKEN_SECRET": "s3cr3t-value", "BOT_GATEWAY_API_KEY": ""}
+    assert_no_credentials(env, "posted the reply")
+    with pytest.raises(AssertionError, match="BOT_X_ACCESS_TOKEN_SECRET"):
+        assert_no_credentials(env, "oauth_token_secret=s3cr3t-value")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,16 @@ class MentionBatch:
     mentions: list[Mention]
     cursor: str | None  # where the next fetch starts; None keeps the old one
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def require_settings(settings: Any, platform: str, *fields: str, hint: str = "") -> None:
+    """Refuse to start a platform whose credentials are missing, naming their variables
+    (BOT_ + the field), so the operator knows what to set: never a failed call later."""
+    if all(getattr(settings, f) for f in fields):
+        return
+    names = [f"BOT_{f.upper()}" for f in fields]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    raise ValueError(f"the {platform} platform needs {listed}" + (f" ({hint})" if hint else ""))
 
 
 class PlatformError(Exception):

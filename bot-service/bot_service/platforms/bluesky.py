@@ -55,6 +55,7 @@ from atproto_client.request import Request
 from atproto_client.utils import facet_detection
 from atproto_identity.did.resolver import DidResolver
 from PIL import Image
+from pydantic import SecretStr
 
 from bot_service.media import MediaDownloader
 from bot_service.platforms import base
@@ -210,13 +211,10 @@ class BlueskyPlatform(base.Platform):
     alt_text_limit = 2000  # the Bluesky app's limit on alt text (the lexicon sets none)
 
     def __init__(self, settings: BotSettings, client: Client | None = None) -> None:
-        if not settings.bluesky_handle or settings.bluesky_app_password is None:
-            raise ValueError(
-                "the bluesky platform needs BOT_BLUESKY_HANDLE and BOT_BLUESKY_APP_PASSWORD"
-            )
-        self.handle = settings.bluesky_handle.lstrip("@")
+        base.require_settings(settings, "bluesky", "bluesky_handle", "bluesky_app_password")
+        self.handle = str(settings.bluesky_handle).lstrip("@")
         self._spent_until = 0.0  # a response said no request is left before this
-        self._password = settings.bluesky_app_password
+        self._password = settings.bluesky_app_password or SecretStr("")  # checked above
         self.text_limit = min(settings.reply_limit or MAX_GRAPHEMES, MAX_GRAPHEMES)
         self.language = settings.language
         self.client = client or Client(
@@ -236,12 +234,7 @@ class BlueskyPlatform(base.Platform):
         )
         cdn_host = urlsplit(self.cdn_url).hostname or ""
         default_hosts = [cdn_host] + (["bsky.network"] if self.media_source == "pds" else [])
-        self.media = MediaDownloader(
-            settings.media_hosts or default_hosts,
-            max_bytes=settings.max_media_bytes,
-            timeout_s=settings.media_timeout_s,
-            allowed_types=settings.media_types,
-        )
+        self.media = MediaDownloader.from_settings(settings, default_hosts)
         self.did: str | None = None
         self._lock = threading.RLock()
         self._seen_sent: str | None = None  # the cursor last sent to updateSeen

@@ -38,8 +38,8 @@ class MastodonPlatform(base.Platform):
     alt_text_limit = 1500
 
     def __init__(self, settings: BotSettings, api: Mastodon | None = None) -> None:
-        if api is None and settings.mastodon_access_token is None:
-            raise ValueError("the mastodon platform needs BOT_MASTODON_ACCESS_TOKEN")
+        if api is None:
+            base.require_settings(settings, "mastodon", "mastodon_access_token")
         token = settings.mastodon_access_token
         self.api = api or Mastodon(
             access_token=token.get_secret_value() if token else None,
@@ -51,12 +51,7 @@ class MastodonPlatform(base.Platform):
         self.text_limit = settings.reply_limit or 500
         self.visibility = settings.mastodon_visibility
         instance_host = urlsplit(settings.mastodon_base_url).hostname or ""
-        self.media = MediaDownloader(
-            settings.media_hosts or [instance_host],
-            max_bytes=settings.max_media_bytes,
-            timeout_s=settings.media_timeout_s,
-            allowed_types=settings.media_types,
-        )
+        self.media = MediaDownloader.from_settings(settings, [instance_host])
         self._me: str | None = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

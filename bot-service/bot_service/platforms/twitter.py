@@ -24,8 +24,6 @@ from bot_service.media import MediaDownloader
 from bot_service.platforms import base
 from bot_service.settings import BotSettings
 
-DEFAULT_MEDIA_HOSTS = ["pbs.twimg.com", "ton.twimg.com"]
-
 
 class _NamedBytes(io.BytesIO):
     """python-twitter wants a file object with a name (for the type) opened 'rb'."""
@@ -41,23 +39,22 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+DEFAULT_MEDIA_HOSTS = ["pbs.twimg.com", "ton.twimg.com"]  # X's CDN, for v1.1 as for v2
+
+
 class TwitterPlatform(base.Platform):
     name = "twitter"  # the state's key since before the rename: kept
     alt_text_limit = 1000
 
     def __init__(self, settings: BotSettings, api: twitter.Api | None = None) -> None:
-        if api is None and not all(
-            (
-                settings.twitter_consumer_key,
-                settings.twitter_consumer_secret,
-                settings.twitter_access_token,
-                settings.twitter_access_token_secret,
-            )
-        ):
-            raise ValueError(
-                "the twitter-legacy platform needs BOT_TWITTER_CONSUMER_KEY, "
-                "BOT_TWITTER_CONSUMER_SECRET, BOT_TWITTER_ACCESS_TOKEN and "
-                "BOT_TWITTER_ACCESS_TOKEN_SECRET"
+        if api is None:
+            base.require_settings(
+                settings,
+                "twitter-legacy",
+                "twitter_consumer_key",
+                "twitter_consumer_secret",
+                "twitter_access_token",
+                "twitter_access_token_secret",
             )
         self.api = api or twitter.Api(
             consumer_key=_secret(settings.twitter_consumer_key),
@@ -75,12 +72,7 @@ class TwitterPlatform(base.Platform):
         self._last: requests.Response | None = None
         self.api._session.hooks["response"].append(self._remember)
         self.text_limit = min(settings.reply_limit or 280, 280)
-        self.media = MediaDownloader(
-            settings.media_hosts or DEFAULT_MEDIA_HOSTS,
-            max_bytes=settings.max_media_bytes,
-            timeout_s=settings.media_timeout_s,
-            allowed_types=settings.media_types,
-        )
+        self.media = MediaDownloader.from_settings(settings, DEFAULT_MEDIA_HOSTS)
         self._me: str | None = None
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:

@@ -108,17 +108,15 @@ class XPlatform(base.Platform):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if client is None and not all(
-            (
-                settings.x_api_key,
-                settings.x_api_secret,
-                settings.x_access_token,
-                settings.x_access_token_secret,
-            )
-        ):
-            raise ValueError(
-                "the x platform needs BOT_X_API_KEY, BOT_X_API_SECRET, BOT_X_ACCESS_TOKEN "
-                "and BOT_X_ACCESS_TOKEN_SECRET (OAuth 1.0a user context; docs/bot.md, X)"
+        if client is None:
+            base.require_settings(
+                settings,
+                "x",
+                "x_api_key",
+                "x_api_secret",
+                "x_access_token",
+                "x_access_token_secret",
+                hint="OAuth 1.0a user context; docs/bot.md, X",
             )
         if client is None:
             auth = OAuth1(
@@ -140,12 +138,7 @@ class XPlatform(base.Platform):
         self.sleep, self.clock = sleep, clock
         self.processing_max_s = settings.x_media_processing_max_s
         self.text_limit = min(settings.reply_limit or 280, 280)
-        self.media = MediaDownloader(
-            settings.media_hosts or DEFAULT_MEDIA_HOSTS,
-            max_bytes=settings.max_media_bytes,
-            timeout_s=settings.media_timeout_s,
-            allowed_types=settings.media_types,
-        )
+        self.media = MediaDownloader.from_settings(settings, DEFAULT_MEDIA_HOSTS)
         self._me: str | None = None
         self._spent: dict[str, float] = {}  # endpoint -> reset time, while remaining is 0
 

@@ -10,14 +10,14 @@ X-RateLimit-Reset (ISO 8601), as Mastodon does.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from tests.bot.fakes.network import FakeNetwork
 
 TOKEN = "test-token"
 BOT_ID = "1"
@@ -27,18 +27,16 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class FakeMastodon:
+class FakeMastodon(FakeNetwork):
+    media_path = "/system/media"
+
     def __init__(self) -> None:
-        self.base_url = ""  # set once served
-        self.ids = itertools.count(100)
-        self.lock = threading.Lock()
+        super().__init__(first_id=100)
         self.statuses: dict[str, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
         self.media: dict[str, dict[str, Any]] = {}
-        self.files: dict[str, tuple[bytes, str]] = {}
         self.idempotency: dict[str, str] = {}
         self.idempotency_enabled = True  # Mastodon honours Idempotency-Key; tests may turn it off
-        self.requests: list[tuple[float, str, str, int]] = []  # (time, method, path, status)
         self.armed: dict[str, float] = {}  # path prefix -> seconds until reset, once hit
         self.resets: dict[str, float] = {}  # path prefix -> reset time (epoch seconds)
         self.fail_reply_to: set[str] = set()  # POST replies to these ids get 422
@@ -66,10 +64,6 @@ class FakeMastodon:
             "emojis": [],
             "fields": [],
         }
-
-    def add_file(self, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
-        self.files[name] = (data, content_type)
-        return f"{self.base_url}/system/media/{name}"
 
     def mention(self, acct: str, text: str = "", media_urls: tuple[str, ...] = ()) -> str:
         """A status by `acct` that mentions the bot, and its notification; returns the status id."""
@@ -296,11 +290,6 @@ class FakeMastodon:
             ]
             return JSONResponse({"ancestors": [], "descendants": desc})
 
-        @app.get("/system/media/{name}")
-        async def files(name: str) -> Response:
-            if name not in fake.files:
-                return Response(status_code=404)
-            data, content_type = fake.files[name]
-            return Response(data, media_type=content_type)
+        fake.serve_files(app)
 
         return app

@@ -13,27 +13,23 @@ x-rate-limit-reset (epoch seconds) until the reset.
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from tests.bot.fakes.network import FakeNetwork
+
 BOT_ID = 4242
 
 
-class FakeTwitter:
+class FakeTwitter(FakeNetwork):
     def __init__(self) -> None:
-        self.base_url = ""
-        self.ids = itertools.count(10_000)
-        self.lock = threading.Lock()
+        super().__init__(first_id=10000)
         self.statuses: dict[int, dict[str, Any]] = {}
         self.media: dict[int, dict[str, Any]] = {}
-        self.files: dict[str, tuple[bytes, str]] = {}
-        self.requests: list[tuple[float, str, str, int]] = []
         self.armed: dict[str, float] = {}
         self.resets: dict[str, int] = {}
         self.app = self._build()
@@ -41,10 +37,6 @@ class FakeTwitter:
     def user(self, screen_name: str) -> dict[str, Any]:
         uid = BOT_ID if screen_name == "talkative_bot" else abs(hash(screen_name)) % 10**6 + 10
         return {"id": uid, "id_str": str(uid), "screen_name": screen_name, "name": screen_name}
-
-    def add_file(self, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
-        self.files[name] = (data, content_type)
-        return f"{self.base_url}/media/{name}"
 
     def mention(self, screen_name: str, text: str = "", photos: tuple[str, ...] = ()) -> int:
         with self.lock:
@@ -193,11 +185,6 @@ class FakeTwitter:
                 fake.statuses[sid] = status
             return JSONResponse({k: v for k, v in status.items() if k != "_media"})
 
-        @app.get("/media/{name}")
-        async def files(name: str) -> Response:
-            if name not in fake.files:
-                return Response(status_code=404)
-            data, content_type = fake.files[name]
-            return Response(data, media_type=content_type)
+        fake.serve_files(app)
 
         return app

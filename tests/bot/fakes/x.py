@@ -36,8 +36,6 @@ timelines are eventually consistent).
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from typing import Any
 from urllib.parse import unquote
@@ -46,6 +44,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from oauthlib.oauth1.rfc5849 import signature, utils
 from twitter.twitter_utils import calc_expected_status_length
+
+from tests.bot.fakes.network import FakeNetwork
 
 BOT_ID = "4242"
 API_KEY, API_SECRET = "x-api-key", "x-api-secret-must-never-be-logged"
@@ -62,16 +62,12 @@ def problem(status: int, title: str, detail: str, **headers: str) -> JSONRespons
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-class FakeX:
+class FakeX(FakeNetwork):
     def __init__(self) -> None:
-        self.base_url = ""
-        self.ids = itertools.count(1_900_000_000_000_000_000)
-        self.lock = threading.Lock()
+        super().__init__(first_id=1900000000000000000)
         self.tweets: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
-        self.files: dict[str, tuple[bytes, str]] = {}
         self.users: dict[str, str] = {BOT_ID: "talkative_bot"}
-        self.requests: list[tuple[float, str, str, int]] = []
         self.queries: list[tuple[str, str, dict[str, str]]] = []
         self.armed: dict[str, float] = {}
         self.resets: dict[str, int] = {}
@@ -92,10 +88,6 @@ class FakeX:
         uid = str(next(self.ids))
         self.users[uid] = username
         return uid
-
-    def add_file(self, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
-        self.files[name] = (data, content_type)
-        return f"{self.base_url}/media/{name}"
 
     def mention(self, username: str, text: str = "", photos: tuple[str, ...] = ()) -> str:
         with self.lock:
@@ -447,11 +439,6 @@ class FakeX:
                 status_code=201,
             )
 
-        @app.get("/media/{name}")
-        async def files(name: str) -> Response:
-            if name not in fake.files:
-                return Response(status_code=404)
-            data, content_type = fake.files[name]
-            return Response(data, media_type=content_type)
+        fake.serve_files(app)
 
         return app

@@ -259,19 +259,29 @@ def assert_no_credentials(env: dict[str, str], output: str) -> None:
         assert not value or value not in output, f"BOT_{field.upper()} appears in the output"
 
 
-def start_bot(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+class BotProcess(subprocess.Popen[str]):
+    """`bot-service run` in the background, remembering the environment it was given so
+    that its output is checked for credentials like every other bot run's."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.given = {**_clean_environ(), **env}
+        super().__init__(
+            [sys.executable, "-m", "bot_service.cli", "run"],
+            env=self.given,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def start_bot(env: dict[str, str], cwd: Path) -> BotProcess:
     """`bot-service run` (the loop) in the background."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot_service.cli", "run"],
-        env={**_clean_environ(), **env},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return BotProcess(env, cwd)
 
 
-def stop_bot(proc: subprocess.Popen[str]) -> tuple[int, str]:
+def stop_bot(proc: BotProcess) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate()
+    assert_no_credentials(proc.given, out)
     return proc.returncode, out

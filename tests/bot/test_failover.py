@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from bot_service.platforms.folder import POSTED_LOG
-from tests.bot.conftest import bot_env, start_bot, stop_bot
+from tests.bot.conftest import BotProcess, bot_env, start_bot, stop_bot
 from tests.bot.gateway import CountingGateway
 from tests.support.redis_server import RedisServer, unique_prefix
 from tests.support.servers import free_ports
@@ -77,7 +76,7 @@ def test_active_bot_killed_standby_takes_over_exactly_once(
     port_a, port_b = free_ports(2)
     names = [f"photo{i}.jpg" for i in range(MENTIONS)]
     a = start_bot(bot_env(tmp_path, gateway, port=port_a, **overrides), tmp_path)
-    b: subprocess.Popen[str] | None = None
+    b: BotProcess | None = None
     out_a = out_b = ""
     try:
         wait_for(lambda: active(port_a), "bot A active")

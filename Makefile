@@ -17,7 +17,7 @@ CORPUS_fr := segond_fr
 
 .PHONY: help install system-deps corpora run test lint typecheck unit bench models protos locks \
 	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean \
-	secrets pin-images
+	secrets pin-images compose-v2
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -39,8 +39,9 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 
 install: $(STAMP) ## create .venv with everything (idempotent)
 
-# bible-kjv: the English corpus; chromium: the web page tests; docker-compose: validates
-# the compose files in the deployment tests; prometheus: its promtool checks and unit-tests
+# bible-kjv: the English corpus; chromium: the web page tests; docker-compose (1.29, with
+# python3-docker): docker-py's build-context rules in tests/serving/test_build_context.py
+# (the compose files themselves are validated by Compose v2, below); curl: fetches it; prometheus: its promtool checks and unit-tests
 # deploy/prometheus/ (19 MB download, 96 MB installed; without its recommends, which would
 # add node-exporter and 20 more packages). On a machine with systemd the package also
 # starts a Prometheus on :9090; `sudo systemctl disable --now prometheus` stops it.
@@ -51,8 +52,28 @@ install: $(STAMP) ## create .venv with everything (idempotent)
 # own on a free port, saving nothing (on a machine with systemd the package also starts
 # one on :6379; `sudo systemctl disable --now redis-server` stops it).
 KUBECTL_PACKAGE := $(if $(shell command -v kubectl 2>/dev/null),,kubernetes-client)
-DEBIAN_PACKAGES := bible-kjv bible-kjv-text chromium docker-compose prometheus redis-server \
+DEBIAN_PACKAGES := bible-kjv bible-kjv-text chromium curl docker-compose prometheus redis-server \
 	$(KUBECTL_PACKAGE)
+
+# Compose v2 validates the compose files in tests/serving (bookworm's docker-compose is 1.29,
+# which knows no `!reset`). Debian trixie's docker-compose package is v2, a static Go
+# binary needing only libc 2.34: we fetch that one .deb from Debian's archive, check its
+# SHA256 (from trixie's Packages index) and unpack the binary into .venv, installing nothing.
+COMPOSE_V2_DEB := docker-compose_2.26.1-4_amd64.deb
+COMPOSE_V2_SHA256 := 47681197cb2b1ab88206b42a1a92fc75f50d9530a6322d03494a473eed0408ea
+COMPOSE_V2 := $(VENV)/libexec/docker-compose
+
+$(COMPOSE_V2): | $(STAMP) system-deps
+	@tmp=$$(mktemp -d) && \
+	curl -fsSL -o $$tmp/$(COMPOSE_V2_DEB) \
+		http://deb.debian.org/debian/pool/main/d/docker-compose/$(COMPOSE_V2_DEB) && \
+	echo "$(COMPOSE_V2_SHA256)  $$tmp/$(COMPOSE_V2_DEB)" | sha256sum -c --quiet && \
+	dpkg-deb -x $$tmp/$(COMPOSE_V2_DEB) $$tmp/x && \
+	install -D -m 755 $$tmp/x/usr/libexec/docker/cli-plugins/docker-compose $@ && \
+	rm -rf $$tmp
+	$@ version
+
+compose-v2: $(COMPOSE_V2) ## Compose v2 in .venv/libexec, for the compose-file tests
 
 system-deps: ## Debian packages the corpora and the tests need
 	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
@@ -97,8 +118,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy talkative_common training talkative bench $(wildcard */*_service) model-server/model_server
 
-unit: install corpora system-deps
-	$(BIN)/pytest
+# Test files run in parallel, each file on one worker (its module and class fixtures stay
+# in one process). Most of the suite's time is real servers starting and waits on them,
+# not CPU, so three workers help even on two cores; PYTEST_WORKERS=0 runs it serially.
+PYTEST_WORKERS ?= 3
+unit: install corpora system-deps $(COMPOSE_V2)
+	$(BIN)/pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 test: lint typecheck unit ## lint, type-check and the whole test suite
 

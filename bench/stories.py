@@ -12,7 +12,8 @@ For each concurrency it prints, as medians over --repeat runs of the per-run fig
 - the share of answers shed (503 from a service's load shedding, or 429) among all
   answers, and how fast the refusals came (p50 / p95 of the shed answers alone: a
   full queue must refuse at once, well under the queue timeout);
-- other failures (another 5xx, another 4xx, a transport error) as an error count;
+- other failures (another 5xx, another 4xx, a transport error, and a 503 because the
+  gateway's watchdog holds a service down: an outage, not shedding) as an error count;
 - the gateway's own overhead: end-to-end time minus the time the two services report
   they worked (their `Server-Timing` headers, returned by the gateway as
   `caption_service_ms` and `textgen_service_ms`), as a share of the total. Target: at
@@ -181,8 +182,8 @@ def _machine_busy_s() -> float | None:
     return (sum(ticks[:8]) - idle - steal) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu_s(root: int) -> float:
-    """CPU seconds used so far by this process and by `root` with its descendants."""
+def _tree_cpu_s(root: int) -> dict[int, float]:
+    """CPU seconds used so far by `root` and each of its descendants, by pid."""
     stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, utime + stime in s)
     hz = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
@@ -201,22 +202,32 @@ def _tree_cpu_s(root: int) -> float:
         children = [pid for pid, (ppid, _) in stats.items() if ppid == parent]
         tree.update(children)
         frontier.extend(children)
+    return {pid: stats[pid][1] for pid in tree if pid in stats}
+
+
+def _own_cpu_s() -> float:
     own = os.times()
-    return own.user + own.system + sum(stats[pid][1] for pid in tree if pid in stats)
+    return own.user + own.system
 
 
 class OtherLoad:
-    """Cores used by other processes between start() and stop(); None off Linux."""
+    """Cores used by other processes between start() and stop(); None off Linux.
+
+    The stack's CPU is counted per pid, so a service killed and restarted in between
+    (bench/recovery.py) does not take its whole past CPU time out of the sum: a new pid
+    counts from zero, a dead one only up to the last snapshot."""
 
     def __init__(self, stack_pid: int) -> None:
         self.stack_pid = stack_pid
         self.busy: float | None = None
-        self.ours = 0.0
+        self.tree: dict[int, float] = {}
+        self.own = 0.0
         self.started = 0.0
 
     def start(self) -> None:
         self.busy = _machine_busy_s()
-        self.ours = _tree_cpu_s(self.stack_pid) if self.busy is not None else 0.0
+        self.tree = _tree_cpu_s(self.stack_pid) if self.busy is not None else {}
+        self.own = _own_cpu_s()
         self.started = time.perf_counter()
 
     def stop(self) -> float | None:
@@ -224,7 +235,10 @@ class OtherLoad:
         if busy is None or self.busy is None:
             return None
         wall = time.perf_counter() - self.started
-        other = (busy - self.busy) - (_tree_cpu_s(self.stack_pid) - self.ours)
+        now = _tree_cpu_s(self.stack_pid)
+        ours = _own_cpu_s() - self.own
+        ours += sum(cpu - self.tree.get(pid, 0.0) for pid, cpu in now.items())
+        other = (busy - self.busy) - ours
         return max(0.0, other / wall) if wall > 0 else None
 
 
@@ -247,7 +261,10 @@ def _shed_kind(response: Any) -> str:
         return "queue full"
     if "at capacity" in detail:
         return "queue timeout"
-    return "other 503"  # e.g. a dependency down or shedding behind the gateway
+    # Anything else is not load shedding: a dependency the gateway's watchdog holds down
+    # (it stopped answering health checks), counted with the errors so that the verdict
+    # cannot mistake an outage for early refusal.
+    return "dependency down"
 
 
 def _pause_s(response: Any) -> float:
@@ -297,9 +314,14 @@ async def _one(
         return 0.0
     if response.status_code in SHED_STATUS:
         kind = _shed_kind(response)
+        if kind == "dependency down":
+            why = "503 dependency down"
+            run.errors[why] = run.errors.get(why, 0) + 1
+            run.examples.setdefault(why, _detail(response))
+            return _pause_s(response) if args.honour_retry_after else 0.0
         run.shed_ms.append(elapsed_ms)
         run.shed_kinds[kind] = run.shed_kinds.get(kind, 0) + 1
-        if kind in ("429", "other 503"):
+        if kind == "429":
             run.examples.setdefault(kind, _detail(response))
         return _pause_s(response) if args.honour_retry_after else 0.0
     why = f"status {response.status_code}"

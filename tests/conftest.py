@@ -74,3 +74,21 @@ def default_model(name: str) -> Path:
     if not (path / "saved_model.pb").exists():
         pytest.fail(f"{path} is missing: the default models are committed (make models)")
     return path
+
+
+# Figures a test measures (recovery times, traffic shares, RSS) are kept with
+# `record_property("figure", "...")` and printed at the end of every run, passing or not:
+# a plain `make test` shows them, and under pytest-xdist they travel with each report.
+_FIGURES: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _FIGURES.extend((report.nodeid, str(v)) for k, v in report.user_properties if k == "figure")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures measured by the tests")
+        for nodeid, text in _FIGURES:
+            terminalreporter.write_line(f"{nodeid}: {text}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from talkative_common.images import DEFAULT_DECODE_BUDGET_BYTES, DEFAULT_MAX_IMAGE_BYTES
@@ -38,6 +38,13 @@ class GatewaySettings(ServiceSettings):
         pattern=_URL,
         description="base of the card_url returned; default: a path relative to the gateway",
     )
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes `${GATEWAY_PUBLIC_URL:-}`: empty means "not set", i.e. relative
+        # card URLs, which are right behind any host name (a localhost default was not).
+        return None if value == "" else value
 
     connect_timeout_s: float = Field(2.0, gt=0, description="TCP connect to a dependency")
     caption_timeout_s: float = Field(30.0, gt=0, description="one caption-service answer")

@@ -66,6 +66,7 @@ def test_active_bot_killed_standby_takes_over_exactly_once(
     gateway: CountingGateway,
     photo: bytes,
     request: pytest.FixtureRequest,
+    record_property: Callable[[str, object], None],
 ) -> None:
     overrides: dict[str, Any] = {"lease_ttl_s": LEASE_TTL_S}
     if lease == "redis":
@@ -126,11 +127,13 @@ def test_active_bot_killed_standby_takes_over_exactly_once(
     assert final is not None and final["mentions"]["replied"] == MENTIONS
     assert sum(final["mentions"][s] for s in ("new", "captioned", "replying", "failed")) == 0
     assert "lease acquired" in out_b and "Traceback" not in out_b
-    print(
-        f"\n{lease} lease (TTL {LEASE_TTL_S:g} s): bot A (pid {a.pid}) killed -9 after "
+    figure = (
+        f"{lease} lease (TTL {LEASE_TTL_S:g} s): bot A (pid {a.pid}) killed -9 after "
         f"{answered_by_a} of {MENTIONS} replies; bot B (pid {pid_b}) took over "
         f"{takeover_s:.2f} s after the kill and posted its first reply {first_reply_s:.2f} s "
         f"after it; {len(lines)} replies posted in all ({dict(by_pid)} by pid), "
         f"{len(replies)} mentions answered, none twice; gateway stories asked: "
         f"{gateway.story_calls}"
     )
+    print("\n" + figure)
+    record_property("figure", figure)

@@ -2,8 +2,8 @@
 
 Every overlay (gpu, cpu, kserve) is rendered with `kubectl kustomize` (Debian's
 kubernetes-client, kubectl 1.20 with kustomize v2, or whichever kubectl is on PATH;
-$KUBECTL picks another), and every object is validated against the Kubernetes
-KUBERNETES_VERSION schemas by kubernetes-validate in strict mode (no unknown fields).
+$KUBECTL picks another), and every object is validated against the schemas of each of
+KUBERNETES_VERSIONS by kubernetes-validate in strict mode (no unknown fields).
 KServe's InferenceService has no schema there: its required fields are checked here, and
 its pod spec is validated as a core/v1 Pod.
 
@@ -11,7 +11,8 @@ Then what a schema cannot see: resources and probes on every container, locked-d
 pods, selectors that select, Service and Ingress ports that exist, the environment the
 services really read (their settings classes), NetworkPolicies that reproduce
 docker-compose.yml's isolation connection by connection (plus the gateway's Redis, which
-compose does not have: one host needs none), a Redis sized for the stories it keeps, the
+compose does not have: one host needs none), a Redis sized for the stories it keeps and
+locked by a password that only Secrets carry, the
 GPU in the gpu overlay only, and the decisions of docker-compose.yml (TF Serving's flags,
 users, memory limits) mirrored. docs/kubernetes.md, "Validation", says what this cannot
 prove.
@@ -20,6 +21,7 @@ prove.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import os
 import re
@@ -30,8 +32,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 
@@ -45,9 +49,11 @@ SECRETS = K8S / "base" / "secrets"
 OVERLAYS = ("gpu", "cpu", "kserve")
 GPU_OVERLAYS = ("gpu", "kserve")
 NAMESPACE = "talkative"
-# The oldest Kubernetes these manifests are for (autoscaling/v2, policy/v1 and the Pod
-# Security Admission labels need 1.25 at least); kubernetes-validate carries its schemas.
-KUBERNETES_VERSION = "1.33"
+# The schemas every object must pass: the version these manifests were written against
+# (autoscaling/v2, policy/v1 and the Pod Security Admission labels need 1.25 at least),
+# and the newest that the pinned kubernetes-validate (1.37.0) carries, so that an API
+# removed since fails here rather than on a new cluster.
+KUBERNETES_VERSIONS = ("1.33", "1.37")
 PART_OF = {"app.kubernetes.io/part-of": "talkative"}
 GPU = "nvidia.com/gpu"
 
@@ -98,6 +104,15 @@ COMPOSE_CONNECTIONS = {
 # Compose has none: on one host, one gateway process keeps them in its own memory.
 REDIS = "redis"
 REDIS_PORT = 6379
+# What the render puts in Redis's secret files (redis-auth, kustomization.yaml): a
+# distinctive password, so that a copy of it anywhere outside a Secret is found.
+REDIS_PASSWORD = "placeholder-redis-password-0f3c9a"
+REDIS_SECRET_FILES = {
+    "redis_password": REDIS_PASSWORD,
+    "gateway_store_url": f"redis://:{REDIS_PASSWORD}@{REDIS}:{REDIS_PORT}/0",
+    "gateway_rate_limit_storage": f"redis://:{REDIS_PASSWORD}@{REDIS}:{REDIS_PORT}/1",
+}
+REDIS_URL = re.compile(r"\b(rediss?|unix)://")
 K8S_ONLY_CONNECTIONS = {("gateway", REDIS, REDIS_PORT)}
 EXPECTED_CONNECTIONS = COMPOSE_CONNECTIONS | K8S_ONLY_CONNECTIONS
 # Pods of images that are not ours, with the user each runs as: the official Redis
@@ -162,8 +177,9 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """deploy/k8s copied, its secret files replaced by empty ones (the placeholders an
-    operator fills in): the same render on every machine, whatever a checkout holds."""
+    """deploy/k8s copied, its secret files replaced by placeholders (empty ones for the
+    credentials, as an operator leaves those unused; Redis's password and URLs, which
+    are never empty): the same render on every machine, whatever a checkout holds."""
     copy = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(
         K8S,
@@ -175,7 +191,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
     )
     for name in secret_files():
-        (copy / "base" / "secrets" / name).write_text("")
+        (copy / "base" / "secrets" / name).write_text(REDIS_SECRET_FILES.get(name, ""))
     return copy
 
 
@@ -385,16 +401,21 @@ def config_map_data(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
     return dict(named(objects, "ConfigMap", name).get("data") or {})
 
 
+def secret_data(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
+    """A rendered Secret's values, decoded: the placeholders the `tree` fixture wrote."""
+    data = named(objects, "Secret", name).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
 def container_env(objects: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
     """A container's environment as the kubelet builds it (envFrom, then env); values from
-    Secrets are their placeholders (empty)."""
+    Secrets are their placeholders."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             env.update(config_map_data(objects, source["configMapRef"]["name"]))
         if "secretRef" in source:
-            secret = named(objects, "Secret", source["secretRef"]["name"])
-            env.update(dict.fromkeys(secret.get("data") or {}, ""))
+            env.update(secret_data(objects, source["secretRef"]["name"]))
     for variable in container.get("env", []):
         if "value" in variable:
             env[variable["name"]] = str(variable["value"])
@@ -405,8 +426,7 @@ def container_env(objects: list[dict[str, Any]], container: dict[str, Any]) -> d
                 env[variable["name"]] = config_map_data(objects, ref["name"])[ref["key"]]
             elif "secretKeyRef" in reference:
                 ref = reference["secretKeyRef"]
-                assert ref["key"] in (named(objects, "Secret", ref["name"]).get("data") or {})
-                env[variable["name"]] = ""
+                env[variable["name"]] = secret_data(objects, ref["name"])[ref["key"]]
             else:
                 env[variable["name"]] = ""
     return env
@@ -511,9 +531,16 @@ def test_no_secret_value_is_committed() -> None:
 # --- schemas ------------------------------------------------------------------------------
 
 
+def test_the_schemas_of_every_version_are_there() -> None:
+    """A version that kubernetes-validate lacks would fail every object below alike."""
+    available = {".".join(v.split(".")[:2]) for v in kubernetes_validate.utils.all_versions()}
+    assert set(KUBERNETES_VERSIONS) <= available, sorted(available)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_validates_against_the_kubernetes_schemas(
-    rendered: dict[str, list[dict[str, Any]]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str, version: str
 ) -> None:
     objects = rendered[overlay]
     kinds = {o["kind"] for o in objects}
@@ -532,12 +559,12 @@ def test_every_object_validates_against_the_kubernetes_schemas(
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(names) == len(set(names)), "an object is rendered twice"
     for obj in objects:
-        what = f"{overlay}: {obj['kind']}/{obj['metadata']['name']}"
+        what = f"{overlay}, Kubernetes {version}: {obj['kind']}/{obj['metadata']['name']}"
         if obj["kind"] == "InferenceService":
-            check_inference_service(obj)
+            check_inference_service(obj, version)
             continue
         try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             path = ".".join(str(p) for p in error.path)
             pytest.fail(f"{what}: {path}: {error.message}")
@@ -548,7 +575,7 @@ def test_every_object_validates_against_the_kubernetes_schemas(
         assert PART_OF.items() <= obj["metadata"].get("labels", {}).items(), what
 
 
-def check_inference_service(obj: dict[str, Any]) -> None:
+def check_inference_service(obj: dict[str, Any], version: str) -> None:
     """KServe's CRD takes any spec (x-kubernetes-preserve-unknown-fields); what its webhook
     and controller require is checked here (serving.kserve.io/v1beta1)."""
     assert obj["apiVersion"] == "serving.kserve.io/v1beta1"
@@ -581,10 +608,10 @@ def check_inference_service(obj: dict[str, Any]) -> None:
             "spec": kserve_pod_spec(predictor),
         }
         try:
-            kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(pod, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             path = ".".join(str(p) for p in error.path)
-            pytest.fail(f"InferenceService/{name} predictor: {path}: {error.message}")
+            pytest.fail(f"InferenceService/{name} predictor ({version}): {path}: {error.message}")
 
 
 # --- pods ---------------------------------------------------------------------------------
@@ -624,10 +651,12 @@ def test_every_container_has_requests_limits_and_probes(
                     assert get["path"] == path, f"{what}: {probe}"
                     assert pod.port(get["port"]) is not None, f"{what}: {probe} port"
             elif pod.name == REDIS:
-                # alive while its port is open; ready when it answers PING
+                # alive while its port is open; ready when it answers PING to its password
                 assert pod.port(container["livenessProbe"]["tcpSocket"]["port"]) == REDIS_PORT
                 command = " ".join(container["readinessProbe"]["exec"]["command"])
                 assert "redis-cli" in command and "ping" in command, what
+                assert 'REDISCLI_AUTH="$REDIS_PASSWORD"' in command, f"{what}: no AUTH"
+                assert 'test -n "$REDIS_PASSWORD"' in command, f"{what}: empty password"
             else:
                 # TF Serving: ready when every model of models.config is AVAILABLE under
                 # `stable`, on its REST status API (serving/healthcheck.sh)
@@ -811,6 +840,10 @@ def test_environment_is_the_services_real_settings(
         for container in pod.containers:
             env = container_env(objects, container)
             service = service_image(container)
+            if pod.name == REDIS:
+                # its password, for --requirepass and the readiness probe, and nothing else
+                assert set(env) == {"REDIS_PASSWORD"}, f"{overlay}: Redis env {sorted(env)}"
+                continue
             if service is None:
                 assert set(env) <= OTHER_ENV, f"{overlay}: TF Serving env {sorted(env)}"
                 continue
@@ -894,6 +927,98 @@ def test_redis_holds_the_stories_without_persistence_and_replaces_affinity(
     assert not [a for a in annotations if "affinity" in a or "session-cookie" in a]
 
 
+def redis_password_variable(container: dict[str, Any]) -> tuple[str, str]:
+    """The Secret and key of Redis's REDIS_PASSWORD: the only way it gets one."""
+    (variable,) = [v for v in container.get("env", []) if v["name"] == "REDIS_PASSWORD"]
+    assert "value" not in variable, "REDIS_PASSWORD written into the Deployment"
+    ref = variable["valueFrom"]["secretKeyRef"]
+    return ref["name"], ref["key"]
+
+
+def test_redis_requires_a_password_from_a_secret(objects: list[dict[str, Any]]) -> None:
+    """Redis starts with --requirepass, its value expanded by the kubelet from a variable
+    that a Secret fills; the NetworkPolicy is no longer the only lock."""
+    (pod,) = [p for p in pods_of(objects) if p.name == REDIS]
+    (container,) = pod.spec["containers"]
+    args = container["args"]
+    assert args.count("--requirepass") == 1, args
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)", args
+    secret, key = redis_password_variable(container)
+    assert secret.startswith("redis-auth"), secret  # the generated one (name + hash)
+    assert secret_data(objects, secret)[key] == REDIS_PASSWORD
+    assert container_env(objects, container)["REDIS_PASSWORD"] == REDIS_PASSWORD
+
+
+def test_no_redis_url_is_in_a_config_map(objects: list[dict[str, Any]]) -> None:
+    """A Redis URL carries the password (redis://:<password>@redis:6379/0): Secrets only."""
+    for config_map in by_kind(objects, "ConfigMap"):
+        for key, value in (config_map.get("data") or {}).items():
+            what = f"ConfigMap/{config_map['metadata']['name']}: {key}"
+            assert not REDIS_URL.search(str(value)), what
+            assert REDIS_PASSWORD not in str(value), what
+
+
+def test_every_deployment_that_uses_redis_gets_its_url_from_a_secret(
+    objects: list[dict[str, Any]],
+) -> None:
+    """Whoever holds a Redis URL, or may reach Redis through the NetworkPolicies, reads
+    each Redis URL from a secretKeyRef, never from a value or a ConfigMap."""
+    policies = by_kind(objects, "NetworkPolicy")
+    pods = pods_of(objects)
+    (redis,) = [Peer(p.name, p.labels, ports=p.ports) for p in pods if p.name == REDIS]
+    users = set()
+    for pod in pods:
+        if pod.name == REDIS:
+            continue
+        reaches = allowed(policies, Peer(pod.name, pod.labels, ports=pod.ports), redis, REDIS_PORT)
+        for container in pod.containers:
+            what = f"{pod.owner} {container['name']}"
+            env = container_env(objects, container)
+            urls = {name for name, value in env.items() if REDIS_URL.search(value)}
+            if reaches or urls:
+                users.add(pod.name)
+                assert urls, f"{what} reaches Redis with no Redis URL"
+            variables = {v["name"]: v for v in container.get("env", [])}
+            for name in urls:
+                assert name in variables, f"{what}: {name} not from a secretKeyRef"
+                assert "secretKeyRef" in variables[name].get("valueFrom", {}), (
+                    f"{what}: {name} not from a secretKeyRef"
+                )
+    # the gateway's store and rate counts; the bot keeps its lease in its own SQLite
+    assert users == {"gateway"}, users
+
+
+def test_no_password_is_written_into_a_deployment(objects: list[dict[str, Any]]) -> None:
+    """Deployments (and KServe's predictor) name their Secrets; none carries a value of
+    one: not Redis's password, not a URL with a password in it, not a --requirepass."""
+    for obj in by_kind(objects, "Deployment") + by_kind(objects, "InferenceService"):
+        what = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert REDIS_PASSWORD not in yaml.safe_dump(obj), what
+    for pod in pods_of(objects):
+        for container in pod.containers:
+            what = f"{pod.owner} {container['name']}"
+            written = [str(v.get("value", "")) for v in container.get("env", [])]
+            written += [str(a) for a in container.get("command", []) + container.get("args", [])]
+            for text in written:
+                # a URL with user information: redis://:password@host, redis://u:p@host
+                assert not re.search(r"://[^/@\s]*:[^/@\s]*@", text), f"{what}: {text}"
+            args = container.get("args", [])
+            for i, arg in enumerate(args):
+                if arg in ("--requirepass", "--masterauth"):
+                    assert re.fullmatch(r"\$\([A-Z_]+\)", args[i + 1]), f"{what}: {arg}"
+
+
+def test_every_secret_file_is_documented() -> None:
+    """An operator creates the files secrets/README.md and docs/kubernetes.md list: a
+    file the generators read and they do not name fails the render on a fresh checkout."""
+    readme = (SECRETS / "README.md").read_text()
+    guide = (ROOT / "docs" / "kubernetes.md").read_text()
+    for name in secret_files():
+        assert name in readme, f"deploy/k8s/base/secrets/README.md: {name}"
+        assert name in guide, f"docs/kubernetes.md: {name}"
+    assert set(REDIS_SECRET_FILES) <= set(secret_files())
+
+
 def check_service_urls(
     service: str, settings: Any, services: dict[str, dict[str, Any]], pods: list[Pod]
 ) -> None:
@@ -903,10 +1028,14 @@ def check_service_urls(
         for url in (settings.caption_url, settings.textgen_url):
             host, port = parse(r"http://([^:/]+):(\d+)", url)
             targets.append((host, int(port)))
-        # the replicas' shared stories and rate counts: a Redis of the overlay
+        # the replicas' shared stories and rate counts: a Redis of the overlay, with the
+        # password Redis itself is given (redis-auth's placeholder here)
         for url in (settings.store_url, settings.rate_limit_storage):
-            host, port, _database = parse(r"redis://([^:/]+):(\d+)/(\d+)", url)
-            targets.append((host, int(port)))
+            parts = urlsplit(url)
+            assert parts.scheme == "redis" and re.fullmatch(r"/\d+", parts.path), url
+            assert parts.password == REDIS_PASSWORD, f"{url}: not Redis's password"
+            assert parts.hostname and parts.port, url
+            targets.append((parts.hostname, parts.port))
     elif service == "bot-service":
         host, port = parse(r"http://([^:/]+):(\d+)", settings.gateway_url)
         targets.append((host, int(port)))
@@ -1098,8 +1227,8 @@ def test_network_policies_reproduce_the_compose_isolation(objects: list[dict[str
         for address in (metadata, node):
             assert not allowed(policies, pod, address, 80), (pod.name, address.name)
 
-    # Redis has no password: the gateway on 6379 is the one way in, from anywhere, and
-    # Redis itself reaches nothing but DNS
+    # Redis wants a password, and still the gateway on 6379 is the one way in, from
+    # anywhere, and Redis itself reaches nothing but DNS
     (redis,) = [p for p in ours if p.name == REDIS]
     assert redis.ports == {REDIS_PORT}
     outside = [controller, prometheus, stranger, dns, internet, metadata, node]

@@ -250,3 +250,15 @@ def test_ready_when_both_services_are(client: httpx.Client) -> None:
         "textgen-service": "ready",
         "story-store": "ready (memory)",
     }
+
+
+def test_public_url_empty_means_relative_card_urls() -> None:
+    """Compose passes `${GATEWAY_PUBLIC_URL:-}`: unset there must mean relative card URLs,
+    not a localhost address that is wrong for every user of a real host."""
+    from gateway_service.settings import GatewaySettings
+    from gateway_service.stories import card_url
+
+    assert GatewaySettings(public_url="").public_url is None
+    assert card_url(GatewaySettings(public_url=""), "abc") == "/v1/stories/abc/card.png"
+    public = GatewaySettings(public_url="https://stories.example.org/")
+    assert card_url(public, "abc") == "https://stories.example.org/v1/stories/abc/card.png"

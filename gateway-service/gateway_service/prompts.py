@@ -5,12 +5,15 @@ as a first line; fed that, its first sentences are noise. So the caption is fram
 in the register of the model's corpus (a verse, a screenplay scene heading, a tale),
 in the model's language:
 
-* language: English captions feed English models as they are; French models get a
-  word-by-word rendering through a small caption glossary (articles agreed with the
-  noun, colour adjectives after it); words it lacks stay as they are.
-* style: `auto` picks from the model card's corpus (Bible -> verse, scripts ->
-  screenplay, anything else -> tale); `verse`, `screenplay`, `tale` and `plain`
-  (the caption alone) can be asked for.
+* language: English captions feed English models as they are; French and Spanish
+  models get a word-by-word rendering through a small caption glossary (articles agreed
+  with the noun, colour adjectives after it); words it lacks stay as they are.
+* style: for a model without style tokens, `auto` picks from the model card's corpus
+  (Bible -> verse, scripts -> screenplay, anything else -> tale); `verse`,
+  `screenplay`, `tale` and `plain` (the caption alone) can be asked for. A model
+  trained with style tokens lists its genres (`styles` in /v1/models): then the
+  styles are those genres (`auto` is the first), each with its own opening, and
+  `plain`; the genre also goes to textgen-service, which prepends its token.
 
 The prompt is sent as built: textgen-service owns each model's alphabet and fits the
 prompt to it, and its answer says what the model read. The one thing the layout asks of
@@ -20,14 +23,18 @@ the model is the newline (a screenplay heading's blank line), which /v1/models p
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from talkative_common.errors import InvalidInput
 from talkative_common.generation_schema import ModelInfo
 from talkative_common.text import collapse_spaces, fold_typography
 
 Style = Literal["auto", "verse", "screenplay", "tale", "plain"]
 STYLES: tuple[str, ...] = ("auto", "verse", "screenplay", "tale", "plain")
+# The genres style-token models are trained with; each has an opening written for it.
+GENRES: tuple[str, ...] = ("bible", "novel", "play")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class ModelProfile:
     language: str
     corpus: str  # name and source of the training corpus, lower case
     newlines: bool = True  # the model reads "\n" (a byte-level model reads anything)
+    styles: tuple[str, ...] = ()  # genres of a model trained with style tokens
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,23 @@ class Prompt:
     style: str
     language: str
     translated: bool  # the caption was rendered in the model's language
+    genre: str | None = None  # the style token textgen-service prepends (styled models)
+
+
+def allowed_styles(profile: ModelProfile) -> tuple[str, ...]:
+    """The styles a story may ask for with this model."""
+    if profile.styles:
+        return ("auto", *profile.styles, "plain")
+    return STYLES
+
+
+class UnknownStyle(InvalidInput):
+    def __init__(self, style: str, profile: ModelProfile) -> None:
+        allowed = ", ".join(allowed_styles(profile))
+        super().__init__(
+            f"{style!r} is not a style of {profile.name}; choose one of: {allowed}",
+            field="style",
+        )
 
 
 def auto_style(profile: ModelProfile) -> str:
@@ -275,6 +300,205 @@ def to_french(caption: str) -> tuple[str, bool]:
     return text, complete
 
 
+# --- Spanish rendering --------------------------------------------------------------------------
+
+# fmt: off
+# noun -> (Spanish, gender and number: m, f, mp, fp). The same caption words as in French.
+NOUNS_ES: dict[str, tuple[str, str]] = {
+    "man": ("hombre", "m"), "men": ("hombres", "mp"), "woman": ("mujer", "f"),
+    "women": ("mujeres", "fp"), "person": ("persona", "f"), "people": ("personas", "fp"),
+    "boy": ("niño", "m"), "girl": ("niña", "f"), "child": ("niño", "m"),
+    "children": ("niños", "mp"), "baby": ("bebé", "m"), "king": ("rey", "m"),
+    "dog": ("perro", "m"), "dogs": ("perros", "mp"), "cat": ("gato", "m"), "cats": ("gatos", "mp"),
+    "horse": ("caballo", "m"), "horses": ("caballos", "mp"), "bird": ("pájaro", "m"),
+    "birds": ("pájaros", "mp"), "cow": ("vaca", "f"), "cows": ("vacas", "fp"),
+    "sheep": ("oveja", "f"), "elephant": ("elefante", "m"), "giraffe": ("jirafa", "f"),
+    "zebra": ("cebra", "f"), "bear": ("oso", "m"), "fish": ("pez", "m"),
+    "car": ("coche", "m"), "bus": ("autobús", "m"), "train": ("tren", "m"),
+    "truck": ("camión", "m"), "boat": ("barco", "m"), "plane": ("avión", "m"),
+    "airplane": ("avión", "m"), "bicycle": ("bicicleta", "f"), "bike": ("bicicleta", "f"),
+    "motorcycle": ("moto", "f"), "street": ("calle", "f"), "road": ("carretera", "f"),
+    "city": ("ciudad", "f"), "house": ("casa", "f"), "building": ("edificio", "m"),
+    "room": ("habitación", "f"), "kitchen": ("cocina", "f"), "table": ("mesa", "f"),
+    "bed": ("cama", "f"), "chair": ("silla", "f"), "window": ("ventana", "f"),
+    "door": ("puerta", "f"), "field": ("campo", "m"), "grass": ("hierba", "f"),
+    "tree": ("árbol", "m"), "trees": ("árboles", "mp"), "flower": ("flor", "f"),
+    "flowers": ("flores", "fp"), "water": ("agua", "f"), "sea": ("mar", "m"),
+    "ocean": ("océano", "m"), "beach": ("playa", "f"), "river": ("río", "m"),
+    "lake": ("lago", "m"), "mountain": ("montaña", "f"), "mountains": ("montañas", "fp"),
+    "hill": ("colina", "f"), "snow": ("nieve", "f"), "sky": ("cielo", "m"), "sun": ("sol", "m"),
+    "wave": ("ola", "f"), "rock": ("roca", "f"), "stone": ("piedra", "f"),
+    "food": ("comida", "f"), "bread": ("pan", "m"), "plate": ("plato", "m"),
+    "cup": ("taza", "f"), "bowl": ("cuenco", "m"), "pizza": ("pizza", "f"), "cake": ("pastel", "m"),
+    "fruit": ("fruta", "f"), "wine": ("vino", "m"), "book": ("libro", "m"),
+    "hat": ("sombrero", "m"),
+    "shirt": ("camisa", "f"), "suit": ("traje", "m"), "uniform": ("uniforme", "m"),
+    "rocket": ("cohete", "m"), "astronaut": ("astronauta", "m"), "flag": ("bandera", "f"),
+    "coffee": ("café", "m"), "picture": ("imagen", "f"), "photo": ("foto", "f"),
+    "face": ("cara", "f"), "hand": ("mano", "f"), "group": ("grupo", "m"),
+    "park": ("parque", "m"), "garden": ("jardín", "m"), "forest": ("bosque", "m"),
+    "night": ("noche", "f"), "day": ("día", "m"), "fire": ("fuego", "m"), "light": ("luz", "f"),
+    "ball": ("pelota", "f"), "game": ("juego", "m"), "kite": ("cometa", "f"),
+    "surfboard": ("tabla de surf", "f"), "skateboard": ("monopatín", "m"),
+    "umbrella": ("paraguas", "m"), "clock": ("reloj", "m"), "tower": ("torre", "f"),
+    "church": ("iglesia", "f"), "bridge": ("puente", "m"), "wall": ("muro", "m"),
+    "top": ("cima", "f"), "side": ("borde", "m"), "front": ("frente", "m"),
+    "middle": ("medio", "m"), "animal": ("animal", "m"), "animals": ("animales", "mp"),
+    "vase": ("jarrón", "m"), "mug": ("taza", "f"), "glasses": ("gafas", "fp"),
+    "tie": ("corbata", "f"), "woods": ("bosque", "m"),
+    # The default captioner's group words (serving/models/captioner, ImageNet classes).
+    "close-up": ("primer plano", "m"), "view": ("vista", "f"), "vehicle": ("vehículo", "m"),
+    "moped": ("ciclomotor", "m"), "scooter": ("escúter", "m"), "tripod": ("trípode", "m"),
+    "camera": ("cámara", "f"), "daisy": ("margarita", "f"), "palace": ("palacio", "m"),
+    "landscape": ("paisaje", "m"), "insect": ("insecto", "m"), "butterfly": ("mariposa", "f"),
+    "snake": ("serpiente", "f"), "lizard": ("lagarto", "m"), "turtle": ("tortuga", "f"),
+    "crocodile": ("cocodrilo", "m"), "monkey": ("mono", "m"), "ape": ("simio", "m"),
+    "lemur": ("lémur", "m"), "panda": ("panda", "m"), "rabbit": ("conejo", "m"),
+    "fox": ("zorro", "m"), "wolf": ("lobo", "m"), "spider": ("araña", "f"),
+    "crab": ("cangrejo", "m"), "lobster": ("langosta", "f"), "mushroom": ("seta", "f"),
+    "drink": ("bebida", "f"), "vegetables": ("verduras", "fp"), "amphibian": ("anfibio", "m"),
+    "aircraft": ("avión", "m"), "instrument": ("instrumento", "m"),
+    "daisies": ("margaritas", "fp"), "sea_creature": ("criatura marina", "f"),
+    "sea_mammal": ("mamífero marino", "m"), "big_cat": ("gran felino", "m"),
+    "wild_dog": ("perro salvaje", "m"), "piece_of_furniture": ("mueble", "m"),
+    "missile": ("misil", "m"),
+}
+# adjective -> (masculine, feminine); placed after the noun in Spanish.
+ADJECTIVES_ES: dict[str, tuple[str, str]] = {
+    "red": ("rojo", "roja"), "blue": ("azul", "azul"), "green": ("verde", "verde"),
+    "yellow": ("amarillo", "amarilla"), "white": ("blanco", "blanca"),
+    "black": ("negro", "negra"), "brown": ("marrón", "marrón"), "grey": ("gris", "gris"),
+    "gray": ("gris", "gris"), "orange": ("naranja", "naranja"), "pink": ("rosa", "rosa"),
+    "purple": ("morado", "morada"), "dark": ("oscuro", "oscura"), "bright": ("claro", "clara"),
+    "old": ("viejo", "vieja"), "young": ("joven", "joven"), "small": ("pequeño", "pequeña"),
+    "little": ("pequeño", "pequeña"), "large": ("grande", "grande"), "big": ("grande", "grande"),
+    "tall": ("alto", "alta"), "empty": ("vacío", "vacía"), "wooden": ("de madera", "de madera"),
+    "busy": ("concurrido", "concurrida"), "snowy": ("nevado", "nevada"),
+    "grassy": ("herboso", "herbosa"), "sandy": ("de arena", "de arena"),
+    "tabby": ("atigrado", "atigrada"), "espresso": ("expreso", "expreso"),
+    "musical": ("musical", "musical"), "military": ("militar", "militar"),
+}
+WORDS_ES: dict[str, str] = {
+    "on": "en", "in": "en", "at": "en", "with": "con", "of": "de", "under": "debajo de",
+    "near": "cerca de", "next": "al lado", "to": "a", "by": "junto a", "behind": "detrás de",
+    "over": "sobre", "and": "y", "is": "está", "are": "están", "while": "mientras",
+    "two": "dos", "three": "tres", "four": "cuatro", "several": "varios",
+    "some": "algunos", "many": "muchos", "front": "frente", "top": "cima",
+    "riding": "que monta", "sitting": "sentado", "standing": "de pie",
+    "walking": "que camina", "holding": "que sostiene", "eating": "que come",
+    "playing": "que juega", "looking": "que mira", "flying": "que vuela",
+    "laying": "acostado", "lying": "acostado", "running": "que corre",
+    "wearing": "que lleva", "carrying": "que lleva", "driving": "que conduce",
+    "parked": "aparcado", "filled": "lleno", "covered": "cubierto",
+    "in_front_of": "delante de", "on_top_of": "encima de", "next_to": "al lado de",
+    "close_to": "cerca de", "a_couple_of": "dos", "a_lot_of": "muchos",
+    "smiling": "que sonríe", "sleeping": "que duerme", "there": "allí", "it": "ello",
+    "skiing": "que esquía", "for": "para", "ready": "listo",
+}
+# fmt: on
+# Participles agreed with the last noun: -o, -a, -os, -as.
+PARTICIPLES_ES = {"sentado", "acostado", "aparcado", "lleno", "cubierto", "listo"}
+ARTICLES_ES = {
+    "a": ("un", "una", "unos", "unas"),
+    "an": ("un", "una", "unos", "unas"),
+    "the": ("el", "la", "los", "las"),
+}
+# Plurals the -s / -es rule gets wrong (accents that move, -z -> -ces, invariable words).
+PLURALS_ES = {
+    "pez": "peces",
+    "luz": "luces",
+    "joven": "jóvenes",
+    "imagen": "imágenes",
+    "paraguas": "paraguas",
+    "gran felino": "grandes felinos",
+    "primer plano": "primeros planos",
+}
+_ACCENTED = str.maketrans("áéíóú", "aeiou")
+_GENDERS_ES = ("m", "f", "mp", "fp")
+
+
+def plural_es(word: str) -> str:
+    """'perro' -> 'perros', 'camión' -> 'camiones', 'tabla de surf' -> 'tablas de surf'."""
+    if word in PLURALS_ES:
+        return PLURALS_ES[word]
+    if word.startswith("de "):
+        return word  # "de madera" stays as it is
+    head, sep, tail = word.partition(" ")
+    if sep and not tail.startswith("de "):
+        return f"{plural_es(head)} {plural_es(tail)}"  # "perro salvaje" -> "perros salvajes"
+    if head.endswith(tuple("aeiouéá")):
+        head += "s"
+    elif head[-2:] in ("ón", "ín", "ús", "és"):
+        head = head[:-2] + head[-2:].translate(_ACCENTED) + "es"  # the stress moves back
+    else:
+        head += "es"
+    return head + sep + tail
+
+
+def _agree_es(word: str, gender: str) -> str:
+    """A participle ('sentado') in the gender and number of the noun."""
+    stem = word[:-1]
+    return {"m": word, "f": stem + "a", "mp": word + "s", "fp": stem + "as"}[gender]
+
+
+def to_spanish(caption: str) -> tuple[str, bool]:
+    """Render an English caption in Spanish; returns (text, every word was known)."""
+    text = f" {caption.lower()} "
+    for phrase, token in PHRASES.items():
+        text = text.replace(f" {phrase} ", f" {token} ")
+    words = text.split()
+    out: list[str] = []
+    complete = True
+    gender = "m"  # of the last noun, for the participles and verbs that follow it
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ARTICLES_ES or word in ADJECTIVES_ES or word in NOUNS_ES:
+            # [article] [adjective]* noun -> article noun adjective*, agreed with the noun.
+            j = i + (word in ARTICLES_ES)
+            adjs = []
+            while j < len(words) and words[j] in ADJECTIVES_ES and words[j] not in NOUNS_ES:
+                adjs.append(words[j])
+                j += 1
+            if j < len(words) and words[j] in NOUNS_ES:
+                noun, gender = NOUNS_ES[words[j]]
+                if i and words[i - 1] in NUMBERS and not gender.endswith("p"):
+                    noun, gender = plural_es(noun), gender + "p"  # "two sheep"
+                parts = []
+                if word in ARTICLES_ES:
+                    # "el agua": a stressed a- takes the masculine singular article.
+                    sex = "m" if noun == "agua" else gender
+                    parts.append(ARTICLES_ES[word][_GENDERS_ES.index(sex)])
+                parts.append(noun)
+                for adj in adjs:
+                    masc, fem = ADJECTIVES_ES[adj]
+                    form = fem if gender.startswith("f") else masc
+                    parts.append(plural_es(form) if gender.endswith("p") else form)
+                out.append(" ".join(parts))
+                i = j + 1
+                continue
+        if word in NUMBERS and i + 1 < len(words) and words[i + 1] in NOUNS_ES:
+            gender = NOUNS_ES[words[i + 1]][1][0] + "p"
+        if word in ARTICLES_ES:
+            out.append(ARTICLES_ES[word][0])
+        elif word in ADJECTIVES_ES:
+            out.append(ADJECTIVES_ES[word][0])
+        elif word in WORDS_ES:
+            spanish = WORDS_ES[word]
+            if spanish in PARTICIPLES_ES:
+                spanish = _agree_es(spanish, gender)
+            elif spanish.startswith("que ") and gender.endswith("p"):
+                spanish += "n"  # "que monta" -> "que montan"
+            out.append(spanish)
+        else:
+            out.append(word)
+            complete = complete and not word.isalpha()
+        i += 1
+    # Contractions: "de el" -> "del", "a el" -> "al".
+    text = f" {' '.join(out)} ".replace(" de el ", " del ").replace(" a el ", " al ")
+    return text.strip(), complete
+
+
 # --- templates ------------------------------------------------------------------------------------
 
 INDOOR = {
@@ -313,6 +537,9 @@ def scene_heading(caption: str, night: bool, language: str) -> str:
         rest = [ADJECTIVES.get(w, (w, w))[0] for w in words[:-1]]
         place = " ".join([noun, *rest])
         return f"{'INT' if indoor else 'EXT'}. {place.upper()} - {'NUIT' if night else 'JOUR'}"
+    if language == "es":
+        place = to_spanish(place)[0]
+        return f"{'INT' if indoor else 'EXT'}. {place.upper()} - {'NOCHE' if night else 'DÍA'}"
     return f"{'INT' if indoor else 'EXT'}. {place.upper()} - {'NIGHT' if night else 'DAY'}"
 
 
@@ -331,6 +558,14 @@ def frame(caption: str, style: str, language: str, heading: str) -> str:
         if style == "tale":
             return f"Il était une fois {caption}. Un jour,"
         return _sentence(caption) + "."
+    if language == "es":
+        if style == "verse":
+            return f"Y aconteció que, mientras miraban, vieron {caption}; y he aquí,"
+        if style == "screenplay":
+            return f"{heading}\n\n{_sentence(caption)}."
+        if style == "tale":
+            return f"Érase una vez {caption}. Un día,"
+        return _sentence(caption) + "."
     if style == "verse":
         return f"And it came to pass, as they looked, that they saw {caption}; and, behold,"
     if style == "screenplay":
@@ -340,23 +575,100 @@ def frame(caption: str, style: str, language: str, heading: str) -> str:
     return _sentence(caption) + "."
 
 
+# --- genre openings (models trained with style tokens) ---------------------------------------
+
+Render = Callable[[str], tuple[str, bool]]
+RENDER: dict[str, Render] = {"fr": to_french, "es": to_spanish}
+
+# A novel's first line, by day and by night; it ends mid-sentence for the model to go on.
+NOVEL: dict[str, tuple[str, str]] = {
+    "en": (
+        "It was a quiet morning in early spring when I first saw {caption}, and",
+        "It was a quiet night in early spring when I first saw {caption}, and",
+    ),
+    "fr": (
+        "C'était un matin tranquille du début du printemps quand je vis pour la première "
+        "fois {caption}, et",
+        "C'était une nuit tranquille du début du printemps quand je vis pour la première "
+        "fois {caption}, et",
+    ),
+    "es": (
+        "Era una mañana tranquila de principios de primavera cuando vi por primera vez "
+        "{caption}, y",
+        "Era una noche tranquila de principios de primavera cuando vi por primera vez {caption}, y",
+    ),
+}
+# A play's scene heading: (act and scene, "Enter" for one, for several, the night).
+PLAY: dict[str, tuple[str, str, str, str]] = {
+    "en": ("ACT I. SCENE I.", "Enter", "Enter", "Night."),
+    "fr": ("ACTE I. SCÈNE I.", "Entre", "Entrent", "La nuit."),
+    "es": ("ACTO I. ESCENA I.", "Entra", "Entran", "Es de noche."),
+}
+# First words of a rendered plural subject: French and Spanish "Enter" agrees with it.
+_PLURAL_START = {
+    "des", "les", "deux", "trois", "quatre", "plusieurs", "quelques", "beaucoup",
+    "unos", "unas", "los", "las", "dos", "tres", "cuatro", "varios", "algunos", "muchos",
+}  # fmt: skip
+_SCENE = re.compile(
+    r"^(?P<who>.+?)\s+(?:on|in|at|near|by|under|inside|beside)\s+"
+    r"(?P<where>(?:(?:a|an|the|some)\s+)?(?:[a-z]+\s+)?[a-z]+)$"
+)
+
+
+def play_opening(caption: str, night: bool, language: str) -> str:
+    """'a man riding a horse on a sandy beach' ->
+    'ACT I. SCENE I. A sandy beach.\\n\\nEnter a man riding a horse.'"""
+    act, enter_one, enter_many, dark = PLAY[language]
+    render = RENDER.get(language, lambda text: (text, True))
+    match = _SCENE.search(caption)
+    who, where = (match["who"], match["where"]) if match else (caption, "")
+    heading = (
+        act + (f" {_sentence(render(where)[0])}." if where else "") + (f" {dark}" if night else "")
+    )
+    cast = render(who)[0]
+    enter = enter_many if cast.split()[:1] and cast.split()[0] in _PLURAL_START else enter_one
+    return f"{heading}\n\n{enter} {cast}."
+
+
+def genre_frame(english: str, text: str, genre: str, language: str, night: bool) -> str:
+    """The opening written for a genre; `text` is the caption in the model's language."""
+    if genre == "bible":
+        return frame(text, "verse", language, "")
+    if genre == "novel":
+        return NOVEL[language][night].format(caption=text)
+    if genre == "play":
+        return play_opening(english, night, language)
+    return _sentence(text) + "."  # plain, or a genre with no opening written for it yet
+
+
 def make_prompt(
     caption: str, profile: ModelProfile, style: str = "auto", *, night: bool = False
 ) -> Prompt:
     """Caption + model + style -> the prompt sent to textgen-service, which fits it."""
-    chosen = auto_style(profile) if style == "auto" else style
+    if style not in allowed_styles(profile):
+        raise UnknownStyle(style, profile)
+    if profile.styles:
+        chosen = profile.styles[0] if style == "auto" else style
+    else:
+        chosen = auto_style(profile) if style == "auto" else style
     english = tidy_caption(caption) or "a picture"
     text, translated = english, False
     language = profile.language.split("-")[0].lower()
-    if language == "fr":
-        text, translated = to_french(english)
+    if language in RENDER:
+        text, translated = RENDER[language](english)
     elif language != "en":
         language = "en"  # no rendering for this language: frame in English, say so
-    heading = scene_heading(english, night, language)
-    framed = frame(text, chosen, language, heading)
+    if profile.styles:
+        framed = genre_frame(english, text, chosen, language, night)
+    else:
+        heading = scene_heading(english, night, language)
+        framed = frame(text, chosen, language, heading)
     if not profile.newlines:
-        framed = framed.replace("\n\n", ". ")  # a full stop ends the heading instead
-    return Prompt(framed, chosen, language, translated)
+        # A full stop ends the heading instead (a play's heading has one already).
+        framed = framed.replace(".\n\n", ". ").replace("\n\n", ". ")
+    # The genre goes to textgen-service as the style token; `plain` names none.
+    genre = chosen if profile.styles and chosen != "plain" else None
+    return Prompt(framed, chosen, language, translated, genre)
 
 
 def profile_from_model(info: ModelInfo) -> ModelProfile:
@@ -370,6 +682,7 @@ def profile_from_model(info: ModelInfo) -> ModelProfile:
         language=info.language or "en",
         corpus=f"{corpus} {info.description}".lower(),
         newlines=info.alphabet is None or "\n" in info.alphabet,
+        styles=tuple(info.styles),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from talkative_common.generation_schema import MODEL_NAME, SEED_LIMIT, ModelInfo
+from talkative_common.generation_schema import MAX_NGRAM_SIZE, MODEL_NAME, SEED_LIMIT, ModelInfo
 
 # The types and limits of the story options, declared once: StoryOptions and the form
 # fields of POST /v1/stories (so its OpenAPI document shows them) both use them.
@@ -18,7 +18,18 @@ ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=MODEL_NAM
 StoryLength = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
 RngSeed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
-Style = Literal["auto", "verse", "screenplay", "tale", "plain"]
+# Passed through to textgen-service as they are (GenerationRequest has their meaning).
+RepetitionPenalty = Annotated[float, Field(ge=1.0, le=2.0, allow_inf_nan=False)]
+NoRepeatNgramSize = Annotated[int, Field(ge=0, le=MAX_NGRAM_SIZE)]
+REPETITION_HELP = "1 = off; omitted: the model's default (generation_options in /v1/models)"
+NGRAM_HELP = "never repeat n tokens; 0 = off; omitted: the model's default"
+# Which styles a model takes depends on the model (its genres, when it lists any), so
+# the form only checks the shape here; the story step checks the name against the model.
+Style = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]
+STYLE_HELP = (
+    "how the caption is framed: auto, verse, screenplay, tale or plain; for a model that "
+    "lists `styles` in /v1/models, auto, one of those genres or plain (auto = the first)"
+)
 
 
 class StoryOptions(BaseModel):
@@ -33,9 +44,9 @@ class StoryOptions(BaseModel):
     temperature: Temperature = Field(0.7, description="0 = greedy; higher = wilder")
     # The random seed (rng_seed in the code); `seed` is the public form field's name.
     seed: RngSeed | None = Field(None, description="same seed, same story")
-    style: Style = Field(
-        "auto", description="how the caption is framed; auto follows the model's corpus"
-    )
+    style: Style = Field("auto", description=STYLE_HELP)
+    repetition_penalty: RepetitionPenalty | None = Field(None, description=REPETITION_HELP)
+    no_repeat_ngram_size: NoRepeatNgramSize | None = Field(None, description=NGRAM_HELP)
 
 
 class PromptInfo(BaseModel):
@@ -80,6 +91,11 @@ class PublicModel(BaseModel):
     parameters: int
     held_out_loss: dict[str, float] = Field(description="figures only, per the model card")
     max_new_tokens: int
+    styles: list[str] = Field(
+        [],
+        description="the genres the model was trained with (its styles besides auto and "
+        "plain); empty for a model without style tokens",
+    )
     training_corpus: PublicCorpus
     licence: str = Field("", description="licence of the training data")
 

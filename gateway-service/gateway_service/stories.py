@@ -14,7 +14,7 @@ from PIL import Image, ImageStat
 from gateway_service import card
 from gateway_service.catalogue import ModelCatalogue
 from gateway_service.clients import CallTiming, CaptionClient, TextgenClient
-from gateway_service.prompts import make_prompt, profile_from_model
+from gateway_service.prompts import UnknownStyle, allowed_styles, make_prompt, profile_from_model
 from gateway_service.schemas import PromptInfo, StoryOptions, StoryResponse
 from gateway_service.settings import GatewaySettings
 from gateway_service.store import StoredStory, StoryStore
@@ -124,6 +124,8 @@ async def tell(
                 f"max_new_tokens: at most {limit} for {profile.name} (got {length})",
                 errors=[{"field": "max_new_tokens", "message": f"at most {limit}"}],
             )
+        if options.style not in allowed_styles(profile):
+            raise UnknownStyle(options.style, profile)  # before the captioner runs
         mark = lap("model_ms", mark)
 
         # 3. Caption.
@@ -148,6 +150,7 @@ async def tell(
             max_new_tokens=length,
             temperature=options.temperature,
             seed=rng_seed,
+            style=prompt.genre,  # a styled model's genre token; None is left out
         )
         generate_time = CallTiming()
         generated = GenerationResponse.model_validate(

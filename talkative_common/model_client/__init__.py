@@ -14,7 +14,12 @@ from talkative_common.model_client.base import (
     ModelNotFound,
     ModelUnavailable,
 )
-from talkative_common.model_client.contracts import CAPTIONER, GENERATE, SignatureContract
+from talkative_common.model_client.contracts import (
+    CAPTIONER,
+    GENERATE,
+    GENERATE_CONTROLLED,
+    SignatureContract,
+)
 from talkative_common.model_client.factory import create_model_client
 from talkative_common.model_client.followed import FollowedVersion, version_poll_interval
 from talkative_common.model_client.repository import ModelRepository
@@ -23,6 +28,7 @@ from talkative_common.model_client.types import Inputs, Outputs, SignatureInfo, 
 __all__ = [
     "CAPTIONER",
     "GENERATE",
+    "GENERATE_CONTROLLED",
     "ContractMismatch",
     "FollowedVersion",
     "Inputs",

@@ -60,6 +60,15 @@ GENERATE = SignatureContract(
     outputs={"token_ids": ("int32", 2), "lengths": ("int32", 1)},
 )
 
+# Offered beside `generate` by models whose card lists it (card["signatures"]): the same
+# inputs plus the repetition controls (1.0 and 0 turn them off).
+GENERATE_CONTROLLED = SignatureContract(
+    name="generate_controlled",
+    inputs=GENERATE.inputs
+    | {"repetition_penalty": ("float32", 1), "no_repeat_ngram_size": ("int32", 1)},
+    outputs=GENERATE.outputs,
+)
+
 CAPTIONER = SignatureContract(
     name="serving_default",
     inputs={"image_bytes": ("string", 1)},

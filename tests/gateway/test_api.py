@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 
 from gateway_service.main import create_app
@@ -45,6 +46,51 @@ def edge(down_url: str, textgen_url: str) -> Iterator[httpx.Client]:
         httpx.Client(base_url=url, timeout=60) as c,
     ):
         yield c
+
+
+def model_entry(name: str, language: str, styles: list[str]) -> dict[str, Any]:
+    """A /v1/models entry of textgen-service's, for a model that never runs."""
+    return {
+        "name": name, "version": 1, "kind": "gpt2", "language": language,
+        "description": f"test model {name}", "parameters": 1, "held_out_loss": {},
+        "max_new_tokens": 200, "tokenizer": "byte_level_bpe", "alphabet": None,
+        "card": {}, "styles": styles,
+    }  # fmt: skip
+
+
+# Models trained with style tokens (one per language, as issue 19's) and one without.
+STYLED_MODELS = [
+    model_entry("gpt2_en", "en", ["bible", "novel", "play"]),
+    model_entry("gpt2_fr", "fr", ["bible"]),
+    model_entry("gpt2_es", "es", ["bible"]),
+    model_entry("old_en", "en", []),
+]
+
+
+def styled_textgen(seen: list[dict[str, Any]]) -> FastAPI:
+    """A stand-in textgen-service listing STYLED_MODELS: it keeps each generation request
+    and answers with the prompt as read plus a few words."""
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {"models": STYLED_MODELS, "default": "gpt2_en"}
+
+    @app.post("/v1/generations")
+    def generate(body: dict[str, Any]) -> dict[str, Any]:
+        seen.append(body)
+        return {
+            "text": " and it was good.", "model": body["model"], "version": 1, "tokens": 5,
+            "finish_reason": "length", "seed": body.get("seed", 0),
+            "normalisation": {"changed": False, "prompt": body["prompt"], "replaced": {}},
+        }  # fmt: skip
+
+    @app.get("/healthz")
+    @app.get("/readyz")
+    def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
 
 
 def story(
@@ -163,7 +209,7 @@ def test_models_are_a_public_summary_of_the_cards(edge: httpx.Client) -> None:
     entry = edge.get("/v1/models").json()["models"][0]
     assert set(entry) == {
         "name", "version", "kind", "language", "description", "parameters", "held_out_loss",
-        "max_new_tokens", "training_corpus", "licence",
+        "max_new_tokens", "styles", "training_corpus", "licence",
     }  # fmt: skip
     assert set(entry["training_corpus"]) == {"name", "source", "licence"}
     text = json.dumps(entry)
@@ -262,3 +308,73 @@ def test_public_url_empty_means_relative_card_urls() -> None:
     assert card_url(GatewaySettings(public_url=""), "abc") == "/v1/stories/abc/card.png"
     public = GatewaySettings(public_url="https://stories.example.org/")
     assert card_url(public, "abc") == "https://stories.example.org/v1/stories/abc/card.png"
+
+
+# --- models trained with style tokens, behind a stand-in textgen-service ------------------------
+
+
+@pytest.fixture(scope="module")
+def styled(caption_url: str) -> Iterator[tuple[httpx.Client, list[dict[str, Any]]]]:
+    """A gateway over the real caption-service and a textgen listing styled models."""
+    seen: list[dict[str, Any]] = []
+    with (
+        serve(styled_textgen(seen)) as textgen,
+        serve(create_app(gateway_settings(caption_url, textgen))) as url,
+        httpx.Client(base_url=url, timeout=120) as c,
+    ):
+        yield c, seen
+
+
+def test_models_list_their_styles(styled: tuple[httpx.Client, list[dict[str, Any]]]) -> None:
+    client, _ = styled
+    listed = {m["name"]: m["styles"] for m in client.get("/v1/models").json()["models"]}
+    assert listed == {m["name"]: m["styles"] for m in STYLED_MODELS}
+
+
+@pytest.mark.parametrize(
+    ("model", "style", "allowed"),
+    [
+        ("gpt2_es", "novel", ("auto", "bible", "plain")),
+        ("gpt2_en", "verse", ("auto", "bible", "novel", "play", "plain")),
+        ("old_en", "novel", ("auto", "verse", "screenplay", "tale", "plain")),
+    ],
+)
+def test_a_style_the_model_lacks_is_refused_naming_the_allowed_ones(
+    styled: tuple[httpx.Client, list[dict[str, Any]]],
+    jpeg: bytes,
+    model: str,
+    style: str,
+    allowed: tuple[str, ...],
+) -> None:
+    client, seen = styled
+    before = len(seen)
+    body = assert_problem(story(client, jpeg, model=model, style=style), 422, style, *allowed)
+    assert body["errors"][0]["field"] == "style"
+    assert len(seen) == before  # refused before any model ran
+
+
+def test_the_genre_goes_to_textgen_and_auto_is_the_first(
+    styled: tuple[httpx.Client, list[dict[str, Any]]], jpeg: bytes
+) -> None:
+    client, seen = styled
+
+    def tell(**form: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        response = story(client, jpeg, seed=1, max_new_tokens=20, **form)
+        assert response.status_code == 200, response.text
+        return response.json(), seen[-1]
+
+    body, sent = tell()  # the default model, auto
+    assert body["prompt"]["style"] == sent["style"] == "bible"
+    assert sent["prompt"].startswith("And it came to pass")
+    body, sent = tell(model="gpt2_en", style="play")
+    assert body["prompt"]["style"] == sent["style"] == "play"
+    assert sent["prompt"].startswith("ACT I. SCENE I.") and "\n\nEnter " in sent["prompt"]
+    body, sent = tell(model="gpt2_en", style="novel")
+    assert sent["style"] == "novel" and sent["prompt"].startswith("It was a quiet ")
+    body, sent = tell(model="gpt2_es")
+    assert sent["style"] == "bible" and sent["prompt"].startswith("Y aconteció")
+    assert body["prompt"]["language"] == "es" and body["story"].startswith(sent["prompt"])
+    _, sent = tell(model="gpt2_fr", style="plain")  # the caption alone: no genre named
+    assert "style" not in sent
+    _, sent = tell(model="old_en", style="verse")  # a model without style tokens
+    assert "style" not in sent and sent["prompt"].startswith("And it came to pass")

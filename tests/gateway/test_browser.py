@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from gateway_service.main import create_app
 from tests.gateway.conftest import gateway_settings
+from tests.gateway.test_api import styled_textgen
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.browser
@@ -60,11 +61,45 @@ def edge_page(browser: Any, down_url: str, textgen_url: str) -> Iterator[Any]:
         yield p
 
 
+def style_options(page: Any) -> list[str]:
+    return [o.get_attribute("value") for o in page.locator("#style option").all()]
+
+
+@pytest.fixture()
+def styled_page(browser: Any, down_url: str) -> Iterator[Any]:
+    """The page of a gateway whose textgen lists models trained with style tokens."""
+    with (
+        serve(styled_textgen([])) as textgen,
+        serve(create_app(gateway_settings(down_url, textgen))) as url,
+        open_page(browser, url) as p,
+    ):
+        yield p
+
+
+def test_the_styles_are_the_chosen_models(styled_page: Any) -> None:
+    page = styled_page
+    page.wait_for_selector("#model option[value='gpt2_es']", state="attached")
+    # The default model's genres, auto (its first) and plain.
+    assert page.input_value("#model") == "gpt2_en"
+    assert style_options(page) == ["auto", "bible", "novel", "play", "plain"]
+    assert "Bible" in page.inner_text("#style option[value='auto']")
+    page.select_option("#style", "play")
+    page.select_option("#model", "gpt2_es")
+    assert style_options(page) == ["auto", "bible", "plain"]
+    assert page.input_value("#style") == "auto"  # play is not a style of gpt2_es
+    page.select_option("#style", "plain")
+    page.select_option("#model", "old_en")  # no style tokens: the usual frames
+    assert style_options(page) == ["auto", "verse", "screenplay", "tale", "plain"]
+    assert page.input_value("#style") == "plain"  # kept: the new model has it too
+
+
 def test_photo_to_story_and_card(page: Any, tmp_path: Path, jpeg: bytes) -> None:
     photo = tmp_path / "chelsea.jpg"
     photo.write_bytes(jpeg)
     page.wait_for_selector("#model option[value='tiny_en']", state="attached")
     page.select_option("#model", "tiny_en")
+    # The test stack's tiny models have no style tokens: the five frames of index.html.
+    assert style_options(page) == ["auto", "verse", "screenplay", "tale", "plain"]
     page.select_option("#style", "verse")
     page.set_input_files("#image", str(photo))
     page.wait_for_selector("#preview", state="visible", timeout=0)  # shown once it has loaded

@@ -17,14 +17,19 @@ from gateway_service.clients import TextgenClient
 from gateway_service.prompts import (
     STYLES,
     ModelProfile,
+    UnknownStyle,
+    allowed_styles,
     auto_style,
     make_prompt,
+    plural_es,
     profile_from_model,
     scene_heading,
     tidy_caption,
     to_french,
+    to_spanish,
 )
-from talkative_common.generation_schema import ModelList
+from talkative_common.errors import InvalidInput
+from talkative_common.generation_schema import ModelInfo, ModelList
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway-service" / "gateway_service"
 
@@ -207,3 +212,160 @@ def test_the_default_captioners_group_captions_all_have_a_french_rendering() -> 
         french, complete = to_french(tidy_caption(caption))
         assert complete, (caption, french)
     assert to_french("a cup of espresso coffee") == ("une tasse de café expresso", True)
+
+
+# --- Spanish -------------------------------------------------------------------------------------
+
+
+def test_spanish_rendering_agrees_articles_adjectives_and_verbs() -> None:
+    assert to_spanish("a man riding a horse on a sandy beach") == (
+        "un hombre que monta un caballo en una playa de arena",
+        True,
+    )
+    assert to_spanish("the red car") == ("el coche rojo", True)
+    assert to_spanish("a white cat on the bed") == ("un gato blanco en la cama", True)
+    assert to_spanish("the men and the women") == ("los hombres y las mujeres", True)
+    assert to_spanish("two dogs playing in the water") == (
+        "dos perros que juegan en el agua",
+        True,
+    )
+    assert to_spanish("two sheep sitting in front of the house") == (
+        "dos ovejas sentadas delante de la casa",
+        True,
+    )
+    assert to_spanish("a woman sitting next to the white horses") == (
+        "una mujer sentada al lado de los caballos blancos",
+        True,
+    )
+    assert [plural_es(w) for w in ("camión", "luz", "marrón", "tabla de surf")] == [
+        "camiones",
+        "luces",
+        "marrones",
+        "tablas de surf",
+    ]
+    text, complete = to_spanish("a cat near a xylophone")
+    assert text == "un gato cerca de un xylophone" and not complete
+
+
+def test_spanish_models_get_spanish_prompts_and_headings() -> None:
+    profile = ModelProfile("m", "es", "reina valera bible")
+    prompt = make_prompt("a man riding a horse on a beach", profile)
+    assert prompt.language == "es" and prompt.translated and prompt.style == "verse"
+    assert prompt.text == (
+        "Y aconteció que, mientras miraban, vieron un hombre que monta un caballo en una "
+        "playa; y he aquí,"
+    )
+    assert make_prompt("a dog on a sandy beach", profile, "screenplay", night=True).text == (
+        "EXT. PLAYA DE ARENA - NOCHE\n\nUn perro en una playa de arena."
+    )
+    assert make_prompt("a cat", profile, "tale").text == "Érase una vez un gato. Un día,"
+    assert scene_heading("a woman in a kitchen", False, "es") == "INT. COCINA - DÍA"
+
+
+def test_the_default_captioners_group_captions_all_have_a_spanish_rendering() -> None:
+    from training.captioner import imagenet_captions
+
+    captions = {c for i in range(1000) for c in imagenet_captions.hypernym_captions(i) or ()}
+    for caption in captions:
+        spanish, complete = to_spanish(tidy_caption(caption))
+        assert complete, (caption, spanish)
+
+
+# --- models trained with style tokens (genres) --------------------------------------------------
+
+GENRES = ("bible", "novel", "play")
+CAPTION = "a man riding a horse on a sandy beach"
+# genre -> language -> the opening, by day.
+OPENINGS = {
+    "bible": {
+        "en": "And it came to pass, as they looked, that they saw a man riding a horse on a "
+        "sandy beach; and, behold,",
+        "fr": "Et il arriva, comme ils regardaient, qu'ils virent un homme qui monte un "
+        "cheval sur une plage de sable; et voici,",
+        "es": "Y aconteció que, mientras miraban, vieron un hombre que monta un caballo en "
+        "una playa de arena; y he aquí,",
+    },
+    "novel": {
+        "en": "It was a quiet morning in early spring when I first saw a man riding a horse "
+        "on a sandy beach, and",
+        "fr": "C'était un matin tranquille du début du printemps quand je vis pour la "
+        "première fois un homme qui monte un cheval sur une plage de sable, et",
+        "es": "Era una mañana tranquila de principios de primavera cuando vi por primera vez "
+        "un hombre que monta un caballo en una playa de arena, y",
+    },
+    "play": {
+        "en": "ACT I. SCENE I. A sandy beach.\n\nEnter a man riding a horse.",
+        "fr": "ACTE I. SCÈNE I. Une plage de sable.\n\nEntre un homme qui monte un cheval.",
+        "es": "ACTO I. ESCENA I. Una playa de arena.\n\nEntra un hombre que monta un caballo.",
+    },
+}
+
+
+def styled(language: str, styles: tuple[str, ...] = GENRES, **kw: bool) -> ModelProfile:
+    return ModelProfile(f"gpt2_{language}", language, "", styles=styles, **kw)
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es"])
+@pytest.mark.parametrize("genre", GENRES)
+def test_each_genre_has_its_own_opening(genre: str, language: str) -> None:
+    prompt = make_prompt(CAPTION, styled(language), genre)
+    assert prompt.text == OPENINGS[genre][language]
+    assert prompt.style == genre and prompt.genre == genre and prompt.language == language
+    assert prompt.translated == (language != "en")
+    assert prompt.text == prompt.text.strip()
+
+
+def test_genre_openings_by_night_and_without_the_newline() -> None:
+    assert make_prompt(CAPTION, styled("en"), "novel", night=True).text.startswith(
+        "It was a quiet night"
+    )
+    play = make_prompt("two dogs in a park", styled("es"), "play", night=True).text
+    assert play == "ACTO I. ESCENA I. Un parque. Es de noche.\n\nEntran dos perros."
+    flat = make_prompt(CAPTION, styled("en", newlines=False), "play").text
+    assert flat == "ACT I. SCENE I. A sandy beach. Enter a man riding a horse."
+    assert make_prompt("a dog", styled("en"), "play").text == "ACT I. SCENE I.\n\nEnter a dog."
+
+
+def test_auto_picks_the_models_first_genre_and_plain_names_none() -> None:
+    for first in GENRES:
+        order = (first, *(g for g in GENRES if g != first))
+        prompt = make_prompt(CAPTION, styled("en", order), "auto")
+        assert prompt.style == prompt.genre == first
+        assert prompt.text == OPENINGS[first]["en"]
+    plain = make_prompt(CAPTION, styled("fr", ("bible",)), "plain")
+    assert (
+        plain.genre is None and plain.text == "Un homme qui monte un cheval sur une plage de sable."
+    )
+    assert make_prompt(CAPTION, styled("es", ("bible",))).text == OPENINGS["bible"]["es"]
+
+
+def test_models_without_style_tokens_send_no_genre() -> None:
+    for style in STYLES:
+        assert make_prompt(CAPTION, ModelProfile("m", "en", "bible"), style).genre is None
+
+
+def test_a_style_the_model_lacks_is_refused_naming_the_allowed_ones() -> None:
+    spanish = styled("es", ("bible",))
+    assert allowed_styles(spanish) == ("auto", "bible", "plain")
+    assert allowed_styles(ModelProfile("m", "en", "")) == STYLES
+    for profile, style in [
+        (spanish, "novel"),
+        (spanish, "verse"),
+        (ModelProfile("m", "en", ""), "novel"),
+    ]:
+        with pytest.raises(UnknownStyle) as refused:
+            make_prompt(CAPTION, profile, style)
+        assert isinstance(refused.value, InvalidInput) and refused.value.field == "style"
+        for name in allowed_styles(profile):
+            assert name in refused.value.detail
+
+
+def test_the_profile_reads_the_models_styles() -> None:
+    entry = {
+        "name": "gpt2_es", "version": 1, "kind": "gpt2", "language": "es",
+        "description": "", "parameters": 1, "held_out_loss": {}, "max_new_tokens": 10,
+        "tokenizer": "byte_level_bpe", "alphabet": None, "card": {},
+    }  # fmt: skip
+    assert profile_from_model(ModelInfo.model_validate(entry)).styles == ()
+    info = ModelInfo.model_validate(entry | {"styles": ["bible"]})
+    assert profile_from_model(info).styles == ("bible",)

@@ -18,6 +18,8 @@ from textgen_service.main import create_app
 from textgen_service.settings import TextgenSettings
 
 CONTEXT = 64  # the tiny preset's
+STYLED = "tiny_gpt2_styled"
+STYLE_TOKENS = ["<|bible|>", "<|novel|>"]
 
 
 def _card(name: str) -> dict[str, Any]:
@@ -44,6 +46,11 @@ def repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) 
     }
     export_weights(weights, config, tok, repo / "tiny_gpt2" / "1", _card("tiny_gpt2"))
 
+    # A styled model, as a styled corpus trains one: each genre a special token.
+    styled_tok = repo.parent / "gpt2_styled_tokenizer.json"
+    styled = [f"<|{s}|>\n{t}" for s in ("bible", "novel") for t in texts]
+    train_bpe(styled, 300, show_progress=False, special_tokens=STYLE_TOKENS).save(str(styled_tok))
+    export_weights(weights, config, styled_tok, repo / STYLED / "1", _card(STYLED))
     return repo
 
 
@@ -52,7 +59,7 @@ def textgen_settings(repository: Path) -> TextgenSettings:
     """The service of this module: both families (conftest.py serves it)."""
     return TextgenSettings(
         model_repository=repository,
-        models=["tiny_en", "tiny_gpt2"],
+        models=["tiny_en", "tiny_gpt2", STYLED],
         default_model="tiny_en",
         max_prompt_chars=300,
         max_new_tokens_limit=500,
@@ -69,9 +76,10 @@ def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
 def test_both_families_are_listed_from_their_cards(client: httpx.Client) -> None:
     body = client.get("/v1/models").json()
     kinds = {m["name"]: m["kind"] for m in body["models"]}
-    assert kinds == {"tiny_en": "char_lstm", "tiny_gpt2": "gpt2"}
+    assert kinds == {"tiny_en": "char_lstm", "tiny_gpt2": "gpt2", STYLED: "gpt2"}
     gpt2 = next(m for m in body["models"] if m["name"] == "tiny_gpt2")
-    assert gpt2["max_new_tokens"] == CONTEXT - CONTEXT // 4  # a quarter kept for the prompt
+    # The window slides: the service's own limit (500 here) is the longest story.
+    assert gpt2["max_new_tokens"] == 500
     assert gpt2["card"]["tokenizer"]["type"] == "byte_level_bpe"
     # How each reads a prompt, published so that no client has to guess by kind.
     assert gpt2["tokenizer"] == "byte_level_bpe" and gpt2["alphabet"] is None
@@ -112,7 +120,8 @@ def test_the_advertised_length_works_with_any_prompt(client: httpx.Client) -> No
         m["max_new_tokens"] for m in client.get("/v1/models").json()["models"]
         if m["name"] == "tiny_gpt2"
     )  # fmt: skip
-    prompt = "and the king said unto the people " * 8  # far more tokens than the room left
+    # Far more tokens than the context (unseen letters are single bytes to this BPE).
+    prompt = "and the king said unto the people " * 4 + "zqxjvw" * 25
     body = post(client, prompt=prompt, max_new_tokens=offered).json()
     assert body["tokens"] <= offered and body["finish_reason"] in ("length", "stop")
     read = body["normalisation"]["prompt"]
@@ -160,7 +169,9 @@ def test_end_token_gives_finish_reason_stop(repository: Path, tmp_path: Path) ->
     first = out["token_ids"].numpy()[0].tolist().index(third)
     settings = TextgenSettings(model_repository=stop_repo, default_model="stopper")
     with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
-        body = post(c, model="stopper", prompt="The king", temperature=0.0).json()
+        # The controls off: the probe above decoded without them.
+        off = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+        body = post(c, model="stopper", prompt="The king", temperature=0.0, **off).json()
     assert body["finish_reason"] == "stop" and body["tokens"] == first < 20
 
 
@@ -169,3 +180,136 @@ def test_a_request_without_a_model_gets_the_default(client: httpx.Client) -> Non
     response = client.post("/v1/generations", json={"prompt": "And the king", "seed": 1})
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "tiny_en"
+
+
+# -- repetition controls (generate_controlled) -------------------------------------------
+
+
+def _direct(repository: Path, prompt: str, n: int, penalty: float, ngram: int) -> str:
+    """The export's generate_controlled called directly, greedy: what the service must say."""
+    from tokenizers import Tokenizer
+
+    version = repository / "tiny_gpt2" / "1"
+    tok = Tokenizer.from_file(str(version / "assets.extra" / "tokenizer.json"))
+    ids = tok.encode(prompt, add_special_tokens=False).ids
+    fn = tf.saved_model.load(str(version)).signatures["generate_controlled"]
+    out = fn(
+        prompt_ids=tf.constant([ids], tf.int32),
+        prompt_lengths=tf.constant([len(ids)], tf.int32),
+        max_new_tokens=tf.constant([n], tf.int32),
+        temperature=tf.constant([0.0]),
+        top_k=tf.constant([0]),
+        top_p=tf.constant([1.0]),
+        seed=tf.constant([0], tf.int64),
+        repetition_penalty=tf.constant([penalty]),
+        no_repeat_ngram_size=tf.constant([ngram], tf.int32),
+    )
+    length = int(out["lengths"].numpy()[0])
+    text = tok.decode(out["token_ids"].numpy()[0, :length].tolist(), skip_special_tokens=True)
+    return str(text).rstrip("\ufffd")  # as the service: no half character at the end
+
+
+def test_models_list_their_repetition_controls(client: httpx.Client) -> None:
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    options = models["tiny_gpt2"]["generation_options"]
+    assert options["repetition_penalty"]["default"] == 1.1
+    assert options["no_repeat_ngram_size"] == {
+        "default": 4,
+        "off": 0,
+        "minimum": 0,
+        "maximum": 16,
+    }
+    assert models["tiny_gpt2"]["card"]["signatures"] == ["generate", "generate_controlled"]
+    assert models["tiny_en"]["generation_options"] == {}
+
+
+def test_repetition_controls_reach_the_graph(client: httpx.Client, repository: Path) -> None:
+    prompt = "And the king said"
+    texts = set()
+    for sent, used in (
+        ({"repetition_penalty": 1.5, "no_repeat_ngram_size": 2}, (1.5, 2)),
+        ({"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}, (1.0, 0)),
+        ({}, (1.1, 4)),  # omitted: the card's defaults
+    ):
+        body = post(client, prompt=prompt, temperature=0.0, max_new_tokens=30, **sent).json()
+        assert body["text"] == _direct(repository, prompt, 30, *used), sent
+        texts.add(body["text"])
+    assert len(texts) == 3  # each setting changes this greedy text
+
+
+def test_stories_longer_than_the_context(client: httpx.Client) -> None:
+    body = post(client, max_new_tokens=3 * CONTEXT, no_repeat_ngram_size=0).json()
+    assert body["finish_reason"] == "stop" or body["tokens"] == 3 * CONTEXT
+
+
+def test_a_model_without_the_controls_refuses_them(client: httpx.Client) -> None:
+    for field, value in (("repetition_penalty", 1.3), ("no_repeat_ngram_size", 3)):
+        response = post(client, model="tiny_en", top_k=0, **{field: value})
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert field in problem["detail"] and "generate_controlled" in problem["detail"]
+        assert problem["errors"][0]["field"] == field
+    off = post(client, model="tiny_en", top_k=0, repetition_penalty=1.0, no_repeat_ngram_size=0)
+    assert off.status_code == 200, off.text
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("repetition_penalty", 0.5), ("repetition_penalty", 2.5), ("no_repeat_ngram_size", 17)],
+)
+def test_repetition_controls_out_of_range(client: httpx.Client, field: str, value: float) -> None:
+    response = post(client, **{field: value})
+    assert response.status_code == 422 and field in response.text
+
+
+def test_a_style_opens_the_text_with_its_token(client: httpx.Client, repository: Path) -> None:
+    """A styled model reads [end] <|style|> "\\n" before the prompt, as every training
+    document began; the answer's text and prompt carry no token."""
+    from tokenizers import Tokenizer
+
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert models[STYLED]["styles"] == ["bible", "novel"]
+    assert models["tiny_gpt2"]["styles"] == [] and models["tiny_en"]["styles"] == []
+
+    # Greedy, controls off: what the plain `generate` signature computes.
+    prompt = "And the king said"
+    greedy = {"temperature": 0.0, "max_new_tokens": 12}
+    greedy |= {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+    answers = {}
+    for style in ("bible", "novel"):
+        response = post(client, model=STYLED, prompt=prompt, style=style, **greedy)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "<|" not in body["text"] and body["normalisation"]["prompt"] == prompt
+        answers[style] = body["text"]
+
+    # The same greedy continuation from the graph itself, given the opening by hand.
+    version = repository / STYLED / "1"
+    tokenizer = Tokenizer.from_file(str(version / "assets.extra" / "tokenizer.json"))
+    generate = tf.saved_model.load(str(version)).signatures["generate"]
+    for style, text in answers.items():
+        opening = [0, tokenizer.token_to_id(f"<|{style}|>"), *tokenizer.encode("\n").ids]
+        ids = opening + tokenizer.encode(prompt).ids
+        out = generate(
+            prompt_ids=tf.constant([ids], tf.int32),
+            prompt_lengths=tf.constant([len(ids)], tf.int32),
+            max_new_tokens=tf.constant([12], tf.int32),
+            temperature=tf.constant([0.0]),
+            top_k=tf.constant([0], tf.int32),
+            top_p=tf.constant([1.0]),
+            seed=tf.constant([0], tf.int64),
+        )
+        length = int(out["lengths"][0])
+        expected = tokenizer.decode(out["token_ids"][0][:length].numpy().tolist())
+        assert text == expected.rstrip("\ufffd"), style
+
+
+def test_an_unknown_style_is_refused_naming_the_known_ones(client: httpx.Client) -> None:
+    response = post(client, model=STYLED, style="play")
+    assert response.status_code == 422, response.text
+    assert "bible, novel" in response.text and "style" in response.text
+    # A model without style tokens takes none.
+    response = post(client, model="tiny_gpt2", style="bible")
+    assert response.status_code == 422 and "no style tokens" in response.text
+    response = post(client, model=STYLED, style="Not A Style!")
+    assert response.status_code == 422

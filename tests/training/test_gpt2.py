@@ -15,7 +15,13 @@ from talkative_common.model_client import GENERATE, ModelRepository
 from talkative_common.model_client.inprocess import InProcessClient
 from tests.support.text_models import RUN_FILES
 from tests.support.text_models import call_generate as call
-from training.gpt2.export import WARMUP_FILE, GPT2Generator, export_run, weights_from_export
+from training.gpt2.export import (
+    MAX_NEW_TOKENS_CAP,
+    WARMUP_FILE,
+    GPT2Generator,
+    export_run,
+    weights_from_export,
+)
 from training.gpt2.model import GPT2Config, build_model, from_weights, to_weights
 from training.gpt2.tokenizer import (
     END_OF_TEXT,
@@ -198,7 +204,8 @@ def test_export_meets_the_contract_with_card_tokenizer_and_warmup(export: Path) 
     assert card["kind"] == "gpt2" and card["name"] == "tiny_gpt2"
     assert card["tokenizer"]["file"] == "tokenizer.json"
     assert card["tokenizer"]["end_id"] == end_id(load(extra / "tokenizer.json"))
-    assert card["max_new_tokens_cap"] == card["context"] - 1 == 63
+    # The window slides, so the cap is the service's ceiling, not the context.
+    assert card["max_new_tokens_cap"] == MAX_NEW_TOKENS_CAP and card["context"] == 64
     loss = card["held_out_loss"]
     assert {"nats_per_token", "perplexity", "bits_per_char", "chars"} <= set(loss)
     assert loss["char_lstm_baseline"]["nats_per_char"] == 9.0
@@ -277,12 +284,31 @@ def test_stops_at_the_end_token_per_row(keras_model: Any) -> None:
     assert out["lengths"][1] == (row1.index(end) if end in row1 else 12)
 
 
-def test_context_bounds_the_budget_and_bad_inputs_are_clamped(generate: Any) -> None:
-    # Context 64: a 60-token prompt leaves room for 5 tokens whatever is asked.
-    out = call(generate, [[5] * 60, [6]], [50, 3])
-    assert out["lengths"].tolist() == [5, 3]
+def test_the_window_slides_past_the_context_and_bad_inputs_are_clamped(
+    generate: Any, export: Path
+) -> None:
+    # Context 64: a 60-token prompt still gets its 50 tokens (the window slides).
+    free = GPT2Generator(*weights_from_export(export)[:2], end_id=-1)
+    out = call(free.generate, [[5] * 60, [6]], [50, 3])
+    assert out["lengths"].tolist() == [50, 3]
     # Out-of-range ids, zero or negative lengths and budgets never crash the graph.
     odd = call(generate, [[-3, 10_000]], -4)
     assert odd["lengths"].tolist() == [0] and odd["token_ids"].shape == (1, 0)
-    long = call(generate, [list(range(100))], 10)
-    assert long["lengths"].tolist() == [2]  # cut to 63 tokens: positions 63 and past end it
+    long = call(free.generate, [list(range(100))], 10)
+    assert long["lengths"].tolist() == [10]  # cut to its first 64 tokens, then slides
+
+
+def test_style_tokens_are_single_special_tokens() -> None:
+    """A styled corpus's `<|novel|>` is one token, found in the corpus and by the tokenizer."""
+    from training.gpt2.tokenizer import corpus_style_tokens, decode, encode, style_ids
+
+    text = "<|bible|>\nIn the beginning God created\n\n<|novel|>\nIt is a truth\n" * 30
+    styles = corpus_style_tokens(text)
+    assert styles == ["<|bible|>", "<|novel|>"]
+    tokenizer = train_bpe([text], 300, show_progress=False, special_tokens=styles)
+    ids = style_ids(tokenizer)
+    assert ids == {"bible": 1, "novel": 2}  # right after the end token (id 0)
+    encoded = encode(tokenizer, "<|novel|>\nIt is")
+    assert encoded[0] == ids["novel"] and decode(tokenizer, encoded) == "<|novel|>\nIt is"
+    with pytest.raises(ValueError, match="at least 260"):
+        train_bpe([text], 259, special_tokens=styles)

@@ -4,12 +4,18 @@ The whole decoding loop is in the graph, in core TensorFlow ops:
 1. the right-padded prompt is read in one causal pass, which fills each layer's
    key/value cache for slots [0, T) (slots past a row's length are masked out);
 2. each new token then costs one position: its query attends to the cached keys
-   and values, and its own key and value are written in place at slot T + n, so
-   every row writes the same slot while its position id is its own length + n.
+   and values, and its own key and value are written in place at the slot equal to
+   its position in the row's window (row b's token n at lengths[b] + n at first);
+3. when a row's window is full (its next position would be n_positions), the window
+   slides: the row's last `keep` tokens are read again in one causal pass at positions
+   [0, keep), which replaces that row's cache, and generation goes on from there. So
+   any max_new_tokens up to the cap works, whatever the context.
 Sampling is per row (temperature, top-k, top-p and seed are [B] tensors) with the
 char-LSTM's counter-based Gumbel noise, so a row's text depends only on its own
 inputs, alone or batched. A row stops at the end token (`lengths` excludes it);
 the loop ends when every row has stopped or reached its max_new_tokens.
+`generate_controlled` adds the repetition controls (sampling.Controls) over each
+row's whole text, prompt and generated; `generate` applies none.
 
 `use_cache=False` builds the same generator recomputing the whole prefix for each
 token, for the benchmark's comparison; the served export always uses the cache.
@@ -59,7 +65,38 @@ class _Weights:
     ln_f: list[tf.Tensor]
 
 
-class GPT2Generator(sampling.TextGenerator):
+# The longest story a new export generates: the top of textgen-service's
+# max_new_tokens_limit range, so the service's setting is what bounds a request.
+MAX_NEW_TOKENS_CAP = 4096
+
+
+def default_keep(n_positions: int) -> int:
+    """Tokens a full window keeps when it slides: a fifth of the context. One causal pass
+    over them then serves the next n_positions - keep tokens: a quarter of a position
+    each, and a position of that pass (no logits) costs about 2/3 of a cached step, so
+    even when compute-bound a token past the window costs under 20% more (the issue's
+    budget). Measured on gpt2_en's shape (context 256, CPU, 1 thread, shared machine):
+    within noise at batch 1, +8% to +14% at batch 4; keeping half was +5% to +20%."""
+    return max(1, n_positions // 5)
+
+
+# The repetition controls of `generate_controlled` as the card lists them: textgen-service
+# validates requests and fills omitted values from here. Defaults: a mild CTRL penalty
+# (1.2 is CTRL's greedy value; with sampling and every earlier token penalised, punctuation
+# included, over stories of a thousand tokens, 1.1 keeps the text fluent) and no verbatim
+# repeat of 4 tokens (about three words: loops break, short stock phrases are still allowed).
+GENERATION_OPTIONS: dict[str, dict[str, float | int]] = {
+    "repetition_penalty": {"default": 1.1, "off": 1.0, "minimum": 1.0, "maximum": 2.0},
+    "no_repeat_ngram_size": {
+        "default": 4,
+        "off": 0,
+        "minimum": 0,
+        "maximum": sampling.MAX_NGRAM_SIZE,
+    },
+}
+
+
+class GPT2Generator(sampling.ControlledTextGenerator):
     """Core-ops-only generator built from HF-named GPT-2 weights (see model.to_weights)."""
 
     def __init__(
@@ -71,11 +108,15 @@ class GPT2Generator(sampling.TextGenerator):
         use_cache: bool = True,
         max_new_tokens_cap: int | None = None,
         weights_dtype: str = "float32",
+        keep: int | None = None,
     ) -> None:
         super().__init__(name="gpt2")
         self.weights_dtype = weights_dtype
         self.config, self.end_id, self.use_cache = config, int(end_id), use_cache
-        self.cap = max_new_tokens_cap or config.n_positions - 1
+        self.cap = max_new_tokens_cap or MAX_NEW_TOKENS_CAP
+        self.keep = keep or default_keep(config.n_positions)
+        if not 0 < self.keep < config.n_positions:
+            raise ValueError(f"keep must be in [1, {config.n_positions}), got {self.keep}")
         self.heads, self.head_dim = config.n_head, config.n_embd // config.n_head
 
         def var(key: str) -> tf.Variable:
@@ -146,7 +187,7 @@ class GPT2Generator(sampling.TextGenerator):
         keys: list[tf.Tensor],
         values: list[tf.Tensor],
     ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
-        """One token per row: token, position [B]; writes slot `slot` of every cache.
+        """One token per row: token, position, slot [B]; writes each row's slot of every cache.
 
         visible [B, S]: the cache slots each row may attend to (its own slot included).
         """
@@ -158,7 +199,7 @@ class GPT2Generator(sampling.TextGenerator):
         grid = tf.stack(
             tf.meshgrid(tf.range(batch), tf.range(self.heads), indexing="ij"), axis=-1
         )  # [B, H, 2]
-        index = tf.concat([grid, tf.fill([batch, self.heads, 1], slot)], axis=-1)
+        index = tf.concat([grid, tf.tile(slot[:, None, None], [1, self.heads, 1])], axis=-1)
         new_keys, new_values = [], []
         for p, k_cache, v_cache in zip(w.layers, keys, values, strict=True):
             h = _layer_norm(x, p[0], p[1], eps)
@@ -211,20 +252,86 @@ class GPT2Generator(sampling.TextGenerator):
             ),
         )
 
-    def decode(self, inputs: sampling.GenerateInputs) -> dict[str, tf.Tensor]:
+    def _controlled(
+        self, logits: tf.Tensor, controls: sampling.Controls, history: tf.Tensor, count: tf.Tensor
+    ) -> tf.Tensor:
+        """Apply the repetition controls to logits [B, V] over each row's text so far,
+        history [B, H] in [0, count); each costs nothing unless some row turns it on."""
+        penalty, size = controls
+        vocab = self.config.vocab_size
+
+        def penalise() -> tf.Tensor:
+            batch, span = tf.shape(history)[0], tf.shape(history)[1]
+            rows = tf.broadcast_to(tf.range(batch)[:, None], [batch, span])
+            index = tf.stack([rows, tf.clip_by_value(history, 0, vocab - 1)], axis=-1)
+            written = tf.cast(tf.range(span)[None, :] < count[:, None], tf.int32)
+            seen = tf.scatter_nd(index, written, [batch, vocab]) > 0
+            return sampling.penalise_repetition(logits, seen, penalty)
+
+        def ban(logits: tf.Tensor) -> tf.Tensor:
+            banned = sampling.ngram_bans(history, count, size, vocab)
+            return tf.where(banned, tf.constant(-np.inf, tf.float32), logits)
+
+        logits = tf.cond(tf.reduce_any(tf.not_equal(penalty, 1.0)), penalise, lambda: logits)
+        return tf.cond(tf.reduce_any(size > 0), lambda: ban(logits), lambda: logits)
+
+    def _window(self, history: tf.Tensor, base: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+        """[B, size] ids: each row's history from its window's start `base` [B]."""
+        index = tf.minimum(base[:, None] + tf.range(size)[None, :], tf.shape(history)[1] - 1)
+        return tf.gather(history, index, axis=1, batch_dims=1)
+
+    def _reprime(
+        self,
+        w: _Weights,
+        slide: tf.Tensor,
+        history: tf.Tensor,
+        count: tf.Tensor,
+        top: tf.Tensor,
+        keys: list[tf.Tensor],
+        values: list[tf.Tensor],
+    ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+        """Rows `slide` [B] whose window is full restart it from their last `keep` tokens
+        (history [B, H] in [0, count)): one causal pass over just those rows, at positions
+        [0, keep), replaces their cache and their last hidden state."""
+        keep = self.keep
+        rows = tf.cast(tf.where(slide)[:, 0], tf.int32)  # only the rows that slide: cheap
+        ids = self._window(tf.gather(history, rows), tf.gather(count, rows) - keep, keep)
+        n_rows = tf.shape(rows)[0]
+        positions = tf.tile(tf.range(keep)[None], [n_rows, 1])
+        causal = tf.linalg.band_part(tf.ones([keep, keep], tf.bool), -1, 0)
+        hidden, k_new, v_new = self._full(w, ids, positions, tf.tile(causal[None], [n_rows, 1, 1]))
+        at = rows[:, None]
+        pad = [[0, 0], [0, 0], [0, tf.shape(keys[0])[2] - keep], [0, 0]]
+        keys = [
+            tf.tensor_scatter_nd_update(k, at, tf.pad(n, pad))
+            for k, n in zip(keys, k_new, strict=True)
+        ]
+        values = [
+            tf.tensor_scatter_nd_update(v, at, tf.pad(n, pad))
+            for v, n in zip(values, v_new, strict=True)
+        ]
+        return tf.tensor_scatter_nd_update(top, at, hidden[:, -1]), keys, values
+
+    def decode(
+        self, inputs: sampling.GenerateInputs, controls: sampling.Controls | None = None
+    ) -> dict[str, tf.Tensor]:
         prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seed = inputs
-        n_pos = self.config.n_positions
+        n_pos, keep = self.config.n_positions, self.keep
         batch = tf.shape(prompt_ids)[0]
-        # A prompt longer than the context is cut to its first n_positions - 1 tokens
-        # (the service keeps the last ones before it gets here).
-        width = tf.clip_by_value(tf.shape(prompt_ids)[1], 1, n_pos - 1)
+        # A prompt longer than the context is cut to its first n_positions tokens (the
+        # service keeps the last ones before it gets here).
+        width = tf.clip_by_value(tf.shape(prompt_ids)[1], 1, n_pos)
         ids = tf.clip_by_value(prompt_ids[:, :width], 0, self.config.vocab_size - 1)
         ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]])
         lengths = tf.clip_by_value(prompt_lengths, 1, width)
-        # Token n is read at position length + n: the context bounds each row's budget.
-        wanted = tf.clip_by_value(max_new_tokens, 0, tf.minimum(self.cap, n_pos - lengths + 1))
+        # The window slides, so the context no longer bounds a row's budget.
+        wanted = tf.clip_by_value(max_new_tokens, 0, self.cap)
         steps = tf.reduce_max(tf.concat([wanted, [0]], axis=0))
-        slots = width + tf.maximum(steps - 1, 0)
+        # Cache slot = position in the row's window; the window never passes n_positions.
+        slots = tf.minimum(width + tf.maximum(steps - 1, 0), n_pos)
+        # Each row's text (prompt, then token n at lengths + n): the sliding window, the
+        # repetition controls and the no-cache path read it.
+        history = tf.pad(ids, [[0, 0], [0, steps]])
 
         positions = tf.tile(tf.range(width)[None], [batch, 1])
         causal = tf.linalg.band_part(tf.ones([width, width], tf.bool), -1, 0)
@@ -236,11 +343,10 @@ class GPT2Generator(sampling.TextGenerator):
         keys = [tf.pad(k, pad) for k in keys]
         values = [tf.pad(v, pad) for v in values]
         slot_ids = tf.range(slots)
-        prompt_visible = slot_ids[None, :] < lengths[:, None]  # [B, S]
-        all_ids = tf.pad(ids, [[0, 0], [0, slots - width]])  # the no-cache path's buffer
 
         row_key = sampling.row_keys(seed)
         end = tf.constant(self.end_id, tf.int32)
+        rows = tf.range(batch)
 
         def live_rows(n: tf.Tensor, done: tf.Tensor) -> tf.Tensor:
             return tf.logical_not(done) & (n < wanted)
@@ -250,54 +356,77 @@ class GPT2Generator(sampling.TextGenerator):
             top: tf.Tensor,
             keys: list[tf.Tensor],
             values: list[tf.Tensor],
-            all_ids: tf.Tensor,
+            history: tf.Tensor,
+            pos: tf.Tensor,
+            base: tf.Tensor,
             done: tf.Tensor,
             out_lengths: tf.Tensor,
             out: tf.TensorArray,
         ) -> tuple:
             live = live_rows(n, done)
-            token = self._sample(self._logits(w, top), n, row_key, temperature, top_k, top_p)
+            logits = self._logits(w, top)
+            count = lengths + n  # tokens of each row's text so far
+            if controls is not None:
+                logits = self._controlled(logits, controls, history, count)
+            token = self._sample(logits, n, row_key, temperature, top_k, top_p)
             stopped = live & tf.equal(token, end)
             out_lengths = tf.where(stopped, n, out_lengths)
             done = done | stopped | ~live
             token = tf.where(live & ~stopped, token, 0)
             out = out.write(n, token)
+            history = tf.tensor_scatter_nd_update(history, tf.stack([rows, count], axis=1), token)
             more = tf.reduce_any(live_rows(n + 1, done))
 
             def feed() -> tuple:
-                slot = width + n
-                visible = prompt_visible | (
-                    (slot_ids[None, :] >= width) & (slot_ids[None, :] <= slot)
-                )
+                # pos: where the new token goes in its row's window; a full window slides
+                # (rows that have stopped never do: their state no longer matters).
+                slide = ~done & (pos >= n_pos)
+                at = tf.minimum(pos, n_pos - 1)
                 if self.use_cache:
-                    top2, k2, v2 = self._cached_step(
-                        w, token, tf.minimum(lengths + n, n_pos - 1), slot, visible, keys, values
+                    visible = slot_ids[None, :] <= at[:, None]
+                    top2, k2, v2 = self._cached_step(w, token, at, at, visible, keys, values)
+                    top2, k2, v2 = tf.cond(
+                        tf.reduce_any(slide),
+                        lambda: self._reprime(w, slide, history, count + 1, top2, k2, v2),
+                        lambda: (top2, k2, v2),
                     )
-                    return top2, k2, v2, all_ids
-                # Without a cache: write the token, then recompute the whole prefix.
-                update = tf.stack([tf.range(batch), tf.fill([batch], slot)], axis=1)
-                ids2 = tf.tensor_scatter_nd_update(all_ids, update, token)
-                prefix = slot + 1
-                pos = tf.where(
-                    slot_ids[None, :prefix] < width,
-                    slot_ids[None, :prefix],
-                    lengths[:, None] + slot_ids[None, :prefix] - width,
-                )
-                vis = visible[:, :prefix]
-                allowed = vis[:, None, :] & (
-                    slot_ids[None, :prefix, None] >= slot_ids[None, None, :prefix]
-                )
-                hidden, _, _ = self._full(w, ids2[:, :prefix], tf.minimum(pos, n_pos - 1), allowed)
-                return hidden[:, -1], keys, values, ids2
+                    base2 = tf.where(slide, count + 1 - keep, base)
+                else:
+                    # Without a cache: recompute each row's whole window, its token last.
+                    base2 = tf.where(slide, count + 1 - keep, base)
+                    last = tf.where(slide, keep - 1, at)
+                    size = tf.reduce_max(last) + 1
+                    window = self._window(history, base2, size)
+                    span = tf.range(size)
+                    allowed = (span[None, None, :] <= span[None, :, None]) & (
+                        span[None, None, :] <= last[:, None, None]
+                    )
+                    hidden, _, _ = self._full(w, window, tf.tile(span[None], [batch, 1]), allowed)
+                    top2, k2, v2 = tf.gather(hidden, last, batch_dims=1), keys, values
+                return top2, k2, v2, tf.where(slide, keep, at + 1), base2
 
-            top, keys, values, all_ids = tf.cond(more, feed, lambda: (top, keys, values, all_ids))
-            return n + 1, top, keys, values, all_ids, done, out_lengths, out
+            top, keys, values, pos, base = tf.cond(
+                more, feed, lambda: (top, keys, values, pos, base)
+            )
+            return n + 1, top, keys, values, history, pos, base, done, out_lengths, out
 
         out = tf.TensorArray(tf.int32, size=steps, element_shape=tf.TensorShape([None]))
-        n, _, _, _, _, _, out_lengths, out = tf.while_loop(
-            lambda n, top, k, v, a, done, ol, o: (n < steps) & tf.reduce_any(live_rows(n, done)),
+        zeros = tf.zeros([batch], tf.int32)
+        n, _, _, _, _, _, _, _, out_lengths, out = tf.while_loop(
+            lambda n, *state: (n < steps) & tf.reduce_any(live_rows(n, state[-3])),
             body,
-            (0, top, keys, values, all_ids, tf.zeros([batch], tf.bool), wanted, out),
+            (
+                0,
+                top,
+                keys,
+                values,
+                history,
+                lengths,
+                zeros,
+                tf.zeros([batch], tf.bool),
+                wanted,
+                out,
+            ),
             maximum_iterations=self.cap,
         )
         stacked = tf.cond(
@@ -365,7 +494,7 @@ def export_weights(
 
     weights_dtype "float16" stores the weights at half size (computation stays float32).
     """
-    from training.gpt2.tokenizer import END_OF_TEXT, encode, end_id, load
+    from training.gpt2.tokenizer import END_OF_TEXT, encode, end_id, load, style_ids
 
     tokenizer = load(tokenizer_json)
     if tokenizer.get_vocab_size() > config.vocab_size:
@@ -381,6 +510,9 @@ def export_weights(
         **card,
         "kind": "gpt2",
         "signature": sampling.GENERATE_SIGNATURE,
+        "signatures": sampling.signature_names(generator),
+        "generation_options": GENERATION_OPTIONS,
+        "sliding_window": {"keep": generator.keep},
         "tokenizer": {
             "type": "byte_level_bpe",
             "file": "tokenizer.json",
@@ -396,6 +528,9 @@ def export_weights(
         "max_new_tokens_cap": generator.cap,
         "date": datetime.now(UTC).date().isoformat(),
     }
+    styles = style_ids(tokenizer)
+    if styles:  # textgen-service opens a request in a style with its token
+        full["styles"] = list(styles)
     sampling.write_model_card(extra, full)
     full["warmup_requests"] = write_warmup(
         out_dir, card["name"], encode(tokenizer, "The ") or [end]
@@ -433,8 +568,10 @@ def export_run(
     checkpoint: str = "best",
     baseline: Path | None = None,
     weights_dtype: str = "float32",
+    recipe: str | None = None,
 ) -> dict[str, Any]:
-    """Export a finished `training.gpt2.train` run."""
+    """Export a finished `training.gpt2.train` run; `recipe` names the Makefile's training
+    recipe that made it (cpu, gpu), recorded on the card."""
     from training.gpt2.model import build_model, to_weights
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -456,6 +593,20 @@ def export_run(
         "chars": result["valid_chars"],
         "eval_stride": result["eval_stride"],
     }
+    # A styled corpus's per-style and per-source held-out files (valid_novel.txt,
+    # valid_kjv.txt...), each scored whole on its own.
+    parts = result.get("held_out_parts", {})
+    if parts:
+        held_out["parts"] = {
+            name: {
+                "nats_per_char": round(part["nats_per_char"], 4),
+                "bits_per_char": round(part["nats_per_char"] / math.log(2), 4),
+                "nats_per_token": round(part["nats_per_token"], 4),
+                "chars": part["chars"],
+                "text": f"{manifest['name']}/valid_{name}.txt, whole",
+            }
+            for name, part in parts.items()
+        }
     if baseline is not None:
         base = baseline_nats_per_char(baseline)
         held_out["char_lstm_baseline"] = {
@@ -500,7 +651,8 @@ def export_run(
             "optimizer": "AdamW, linear warm-up, cosine decay",
             "tokens_seen": result["tokens_seen"],
             "checkpoint": checkpoint,
-        },
+        }
+        | ({"recipe": recipe} if recipe else {}),
         "held_out_loss": held_out,
         "licence": "model weights: Apache-2.0; training text: " + manifest["licence"],
     }
@@ -530,6 +682,12 @@ def main(argv: list[str] | None = None) -> None:
         default="float32",
         choices=["float32", "float16"],
         help="storage type of the weights; float16 halves the files, computation stays float32",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="the training recipe that made the run (the Makefile's GPT2_RECIPE: cpu or gpu), "
+        "recorded on the card",
     )
     a = vars(p.parse_args(argv))
     print_json(export_run(a.pop("run_dir"), a.pop("out"), **a))

@@ -17,7 +17,8 @@ is no unknown token and no normalisation. `<|endoftext|>` is the end token.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -64,16 +65,28 @@ def original_gpt2(encoder_json: Path | None = None, vocab_bpe: Path | None = Non
 
 
 def train_bpe(
-    texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2, show_progress: bool = True
+    texts: Iterable[str],
+    vocab_size: int,
+    *,
+    min_frequency: int = 2,
+    show_progress: bool = True,
+    special_tokens: Sequence[str] = (),
 ) -> Tokenizer:
-    """A new byte-level BPE of `vocab_size` tokens (256 bytes + end token + merges)."""
-    if vocab_size < 258:
-        raise ValueError("vocab_size must be at least 258 (256 bytes, the end token, one merge)")
+    """A new byte-level BPE of `vocab_size` tokens (256 bytes + end token + merges).
+
+    `special_tokens` (a styled corpus's `<|novel|>` and the like) get ids right after the
+    end token and are never split or merged: a style is one token the model conditions on."""
+    least = 258 + len(special_tokens)
+    if vocab_size < least:
+        raise ValueError(
+            f"vocab_size must be at least {least} (256 bytes, the end token, "
+            f"{len(special_tokens)} style tokens, one merge)"
+        )
     tokenizer = _byte_level(Tokenizer(models.BPE()))
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=[END_OF_TEXT],
+        special_tokens=[END_OF_TEXT, *special_tokens],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=show_progress,
     )
@@ -86,6 +99,33 @@ def end_id(tokenizer: Tokenizer) -> int:
     if token is None:
         raise ValueError(f"the tokenizer has no {END_OF_TEXT} token")
     return int(token)
+
+
+# A styled corpus (training.corpora) starts each document with its genre's token on a
+# line of its own: `<|bible|>`, `<|novel|>`, `<|play|>`.
+_STYLE_TOKEN = re.compile(r"^<\|([a-z][a-z0-9_]*)\|>$")
+
+
+def style_token(style: str) -> str:
+    return f"<|{style}|>"
+
+
+def corpus_style_tokens(text: str) -> list[str]:
+    """The style tokens a corpus's text uses, in order of first use (none: not styled)."""
+    found = dict.fromkeys(
+        line for line in text.splitlines() if _STYLE_TOKEN.match(line) and line != END_OF_TEXT
+    )
+    return list(found)
+
+
+def style_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    """{style: token id} of the tokenizer's style tokens (empty for an unstyled model)."""
+    out: dict[str, int] = {}
+    for token_id, added in sorted(tokenizer.get_added_tokens_decoder().items()):
+        match = _STYLE_TOKEN.match(added.content)
+        if match and added.content != END_OF_TEXT:
+            out[match.group(1)] = int(token_id)
+    return out
 
 
 def load(path: Path) -> Tokenizer:

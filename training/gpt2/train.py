@@ -147,12 +147,19 @@ def heldout_ids(tokenizer: Any, valid_text: str, end: int) -> np.ndarray:
 
 
 def make_tokenizer(cfg: TrainConfig, train_text: str) -> Any:
-    from training.gpt2.tokenizer import original_gpt2, train_bpe
+    from training.gpt2.tokenizer import corpus_style_tokens, original_gpt2, train_bpe
 
     if cfg.tokenizer == "gpt2":
         return original_gpt2()
     lines = (train_text[i : i + 65536] for i in range(0, len(train_text), 65536))
-    return train_bpe(lines, cfg.vocab_size, show_progress=False)
+    styles = corpus_style_tokens(train_text)
+    return train_bpe(lines, cfg.vocab_size, show_progress=False, special_tokens=styles)
+
+
+def heldout_parts(corpus: Path) -> dict[str, Path]:
+    """A styled corpus's extra held-out files (valid_novel.txt, valid_kjv.txt...): each is
+    scored on its own for the card's per-style and per-source figures."""
+    return {p.stem.removeprefix("valid_"): p for p in sorted(corpus.glob("valid_*.txt"))}
 
 
 def train(cfg: TrainConfig) -> dict[str, object]:
@@ -264,6 +271,19 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         "final_valid_nats_per_token": run.history["valid"][-1][1],
         "eval_stride": stride,
     }
+    parts: dict[str, dict[str, float]] = {}
+    for name, path in heldout_parts(cfg.corpus).items():
+        text = path.read_text(encoding="utf-8")
+        ids = heldout_ids(tokenizer, text, end)
+        nats = evaluate(model, ids, context, stride, jit=cfg.jit)
+        parts[name] = {
+            "chars": len(text),
+            "tokens": len(ids) - 1,
+            "nats_per_char": nats / len(text),
+            "nats_per_token": nats / (len(ids) - 1),
+        }
+    if parts:
+        result["held_out_parts"] = parts
     return run.write_result(result)
 
 

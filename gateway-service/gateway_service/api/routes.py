@@ -12,9 +12,14 @@ from fastapi.responses import Response
 from gateway_service import stories
 from gateway_service.api.deps import ChainDep
 from gateway_service.schemas import (
+    NGRAM_HELP,
+    REPETITION_HELP,
+    STYLE_HELP,
     ModelName,
+    NoRepeatNgramSize,
     PublicModel,
     PublicModelList,
+    RepetitionPenalty,
     RngSeed,
     StoryLength,
     StoryOptions,
@@ -42,7 +47,7 @@ NOT_A_PHOTO = "the photo is not a JPEG, PNG, WebP or GIF, is damaged, or has too
         {
             404: UNKNOWN_MODEL,
             422: f"{NOT_A_PHOTO}; or an option is out of range (max_new_tokens also by the "
-            "model's own limit, in /v1/models) or unknown",
+            "model's own limit, in /v1/models) or unknown, or a style the model lacks",
             503: "caption-service or textgen-service is down or too slow",
         }
     ),
@@ -51,7 +56,16 @@ NOT_A_PHOTO = "the photo is not a JPEG, PNG, WebP or GIF, is damaged, or has too
     summary="Photo in: caption, story and a card to share",
     dependencies=[
         Depends(
-            only_form_fields("image", "model", "max_new_tokens", "temperature", "seed", "style")
+            only_form_fields(
+                "image",
+                "model",
+                "max_new_tokens",
+                "temperature",
+                "seed",
+                "style",
+                "repetition_penalty",
+                "no_repeat_ngram_size",
+            )
         )
     ],
 )
@@ -67,9 +81,11 @@ async def create_story(
     ] = None,
     temperature: Annotated[Temperature, Form(description="0 = greedy; higher = wilder")] = 0.7,
     seed: Annotated[RngSeed | None, Form(description="same seed, same story")] = None,
-    style: Annotated[
-        Style, Form(description="how the caption is framed; auto follows the model's corpus")
-    ] = "auto",
+    style: Annotated[Style, Form(description=STYLE_HELP)] = "auto",
+    repetition_penalty: Annotated[
+        RepetitionPenalty | None, Form(description=REPETITION_HELP)
+    ] = None,
+    no_repeat_ngram_size: Annotated[NoRepeatNgramSize | None, Form(description=NGRAM_HELP)] = None,
 ) -> StoryResponse:
     # FastAPI checked each field against the same types (an empty one takes its default).
     options = StoryOptions(
@@ -78,6 +94,8 @@ async def create_story(
         temperature=temperature,
         seed=seed,
         style=style,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
     )
     data = await image.read()
     return await stories.tell(

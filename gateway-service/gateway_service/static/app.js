@@ -59,6 +59,33 @@ drop.addEventListener("drop", (e) => choose(e.dataTransfer.files[0]));
 $("length").addEventListener("input", (e) => { $("length-out").textContent = e.target.value; });
 $("temperature").addEventListener("input", (e) => { $("temp-out").textContent = e.target.value; });
 
+// The styles of a model without style tokens, as index.html lists them; a model trained
+// with style tokens lists its genres in /v1/models and takes only those (plus auto, plain).
+const FRAMES = [...$("style").options].map((o) => [o.value, o.textContent]);
+const GENRES = { bible: "a Bible verse", novel: "a novel's opening", play: "a play's scene" };
+let models = {};
+
+function showStyles() {
+  const select = $("style");
+  const chosen = select.value;
+  const genres = (models[$("model").value] || {}).styles || [];
+  const styles = genres.length
+    ? [["auto", `to suit the model (${GENRES[genres[0]] || genres[0]})`],
+       ...genres.map((g) => [g, GENRES[g] || g]), ["plain", "just the caption"]]
+    : FRAMES;
+  select.innerHTML = "";
+  for (const [value, label] of styles) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = label;
+    select.appendChild(option);
+  }
+  // Keep the reader's choice when the new model has it; otherwise back to auto.
+  select.value = styles.some(([value]) => value === chosen) ? chosen : "auto";
+}
+
+$("model").addEventListener("change", showStyles);
+
 async function loadModels() {
   const select = $("model");
   try {
@@ -66,7 +93,9 @@ async function loadModels() {
     if (!response.ok) throw new Error(await problemText(response));
     const listing = await response.json();
     select.innerHTML = "";
+    models = {};
     for (const m of listing.models) {
+      models[m.name] = m;
       const option = document.createElement("option");
       option.value = m.name;
       option.textContent = `${m.name} (${m.language})`;
@@ -74,6 +103,7 @@ async function loadModels() {
       option.selected = m.name === listing.default;
       select.appendChild(option);
     }
+    showStyles();
   } catch (err) {
     select.innerHTML = '<option value="">the server\'s default</option>';
     fail(`Could not list the text models: ${err.message}`);

@@ -20,7 +20,9 @@ PROBLEMS = problem_responses(
     {
         404: "no such model; /v1/models lists them",
         422: "a field is out of range or unknown, max_new_tokens is over the model's own "
-        "limit (in /v1/models), or the prompt has no character the model knows",
+        "limit (in /v1/models), a repetition control is asked of a model that does not "
+        "offer it (`generation_options` in /v1/models), or the prompt has no character "
+        "the model knows",
         503: "the models are loading, or the model server is unavailable",
     }
 )
@@ -47,7 +49,7 @@ async def create_generation(
     responses=problem_responses({503: "the models are loading"}),
     summary="The text models served, from their cards, and what each can read",
 )
-async def list_models(registry: RegistryDep) -> ModelList:
+async def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
     return ModelList(
         default=registry.default,
         models=[
@@ -59,7 +61,10 @@ async def list_models(registry: RegistryDep) -> ModelList:
                 description=str(m.card.get("description", "")),
                 parameters=int(m.card.get("parameters", 0)),
                 held_out_loss=_figures(m.card.get("held_out_loss", {})),
-                max_new_tokens=m.max_new_tokens,
+                # What a request may ask, whatever its prompt: the service's cap included.
+                max_new_tokens=min(settings.max_new_tokens_limit, m.max_new_tokens),
+                generation_options=m.generation_options,
+                styles=m.styles,
                 tokenizer=m.tokenizer_kind,
                 alphabet=m.alphabet_chars,
                 card=m.card,

@@ -18,6 +18,7 @@ from talkative_common.errors import Unavailable
 from talkative_common.generation_schema import TokenizerKind
 from talkative_common.model_client import (
     GENERATE,
+    GENERATE_CONTROLLED,
     ModelClient,
     ModelNotFound,
     ModelRepository,
@@ -33,6 +34,10 @@ class GenerationParams:
     top_k: int
     top_p: float
     rng_seed: int  # the request's `seed`: same seed, same text
+    # The repetition controls (off by default); only models with generate_controlled.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    style: str | None = None  # one of the model's `styles` (checked before the call)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,24 @@ class TextModel(ABC):
         return int(self.card.get("max_new_tokens_cap", 4096))
 
     @property
+    def controlled(self) -> bool:
+        """Whether the version offers the repetition controls (`generate_controlled`)."""
+        return GENERATE_CONTROLLED.name in self.card.get("signatures", [])
+
+    @property
+    def generation_options(self) -> dict[str, dict[str, float]]:
+        """The repetition controls the card offers, with default, range and off value."""
+        if not self.controlled:
+            return {}
+        options = self.card.get("generation_options", {})
+        return {k: {f: float(v) for f, v in o.items()} for k, o in options.items()}
+
+    @property
+    def styles(self) -> list[str]:
+        """The genres the model was trained with (a style token each); none for most."""
+        return [str(s) for s in self.card.get("styles", [])]
+
+    @property
     def language(self) -> str:
         return str(self.card.get("language", "und"))
 
@@ -74,10 +97,12 @@ class TextModel(ABC):
         return None
 
     async def verify(self) -> None:
-        """Refuse to serve a model whose graph does not meet the `generate` contract."""
-        GENERATE.check(
-            self.name, await self.client.signature(self.name, GENERATE.name, self.version)
-        )
+        """Refuse to serve a model whose graph does not meet the `generate` contract (and
+        `generate_controlled`'s, when its card offers it)."""
+        for contract in (GENERATE, GENERATE_CONTROLLED) if self.controlled else (GENERATE,):
+            contract.check(
+                self.name, await self.client.signature(self.name, contract.name, self.version)
+            )
 
     @abstractmethod
     def normalise(self, prompt: str) -> NormalisedPrompt:
@@ -93,7 +118,9 @@ class TextModel(ABC):
         """Run one small request so the first user does not pay for graph tracing."""
 
     async def _generate(self, ids: Sequence[int], params: GenerationParams) -> list[int]:
-        """The new token ids after the prompt `ids`: one row through the `generate` signature."""
+        """The new token ids after the prompt `ids`: one row through the `generate` signature,
+        or `generate_controlled` when the version offers it (1.0 and 0 turn the controls
+        off, so its defaults decide)."""
         inputs: dict[str, np.ndarray] = {
             "prompt_ids": np.asarray([ids], dtype=np.int32),
             "prompt_lengths": np.asarray([len(ids)], np.int32),
@@ -103,9 +130,14 @@ class TextModel(ABC):
             "top_p": np.asarray([params.top_p], np.float32),
             "seed": np.asarray([params.rng_seed], np.int64),
         }
+        signature = GENERATE.name
+        if self.controlled:
+            signature = GENERATE_CONTROLLED.name
+            inputs["repetition_penalty"] = np.asarray([params.repetition_penalty], np.float32)
+            inputs["no_repeat_ngram_size"] = np.asarray([params.no_repeat_ngram_size], np.int32)
         try:
             out = await self.client.predict(
-                self.name, inputs, signature=GENERATE.name, version=self.version
+                self.name, inputs, signature=signature, version=self.version
             )
         except (ModelUnavailable, ModelNotFound) as exc:
             raise Unavailable(f"the text model {self.name!r} is unavailable: {exc}") from exc

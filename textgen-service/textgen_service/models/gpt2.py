@@ -2,14 +2,16 @@
 
 The tokenizer is the `assets.extra/tokenizer.json` (HF `tokenizers`) of the
 instance's own version.
-Byte-level BPE reads any text, so no character of a prompt is altered. The prompt
-and the new tokens share the context window, so the longest story offered
-(`max_new_tokens`, advertised in /v1/models) leaves a quarter of the context, at
-most PROMPT_RESERVE tokens, for the prompt. Within that length a request never
-fails: a prompt too long for the room left keeps its last tokens (the left is cut,
-like text-generation-inference's `truncate`), and the response's
-`normalisation.prompt` says what was read. The graph stops a row at the end token;
-fewer tokens than asked for means finish_reason "stop".
+Byte-level BPE reads any text, so no character of a prompt is altered. A version
+whose card has `sliding_window` slides its context in the graph, so any length up
+to its card's cap works; the prompt keeps its last `context` tokens. In an older
+version the prompt and the new tokens share the context window, so the longest
+story offered (`max_new_tokens`, advertised in /v1/models) leaves a quarter of the
+context, at most PROMPT_RESERVE tokens, for the prompt. Either way, within that
+length a request never fails: a prompt too long for the room left keeps its last
+tokens (the left is cut, like text-generation-inference's `truncate`), and the
+response's `normalisation.prompt` says what was read. The graph stops a row at the
+end token; fewer tokens than asked for means finish_reason "stop".
 """
 
 from __future__ import annotations
@@ -38,10 +40,22 @@ class GPT2Model(TextModel):
             end = self.tokenizer.token_to_id(info.get("end_token", "<|endoftext|>"))
         self.end_id = int(end) if end is not None else -1
         self.context = int(self.card.get("context", super().max_new_tokens + 1))
+        self.sliding = "sliding_window" in self.card
+        # A styled model read each training document as [end] <|style|> "\n" text: a
+        # request with a style gets the same opening, outside the prompt it reports.
+        self.style_ids: dict[str, int] = {}
+        for style in self.styles:
+            token = self.tokenizer.token_to_id(f"<|{style}|>")
+            if token is None:
+                raise ValueError(f"{self.name} v{self.version}: no token for style {style!r}")
+            self.style_ids[style] = int(token)
 
     @property
     def max_new_tokens(self) -> int:
-        """The longest story offered: what the context holds beside a reserved prompt."""
+        """The longest story offered: the card's cap when the window slides, else what the
+        context holds beside a reserved prompt."""
+        if self.sliding:
+            return super().max_new_tokens
         reserve = min(PROMPT_RESERVE, self.context // 4)
         return max(1, min(super().max_new_tokens, self.context - reserve))
 
@@ -62,20 +76,22 @@ class GPT2Model(TextModel):
 
     async def generate(self, prompt: str, params: GenerationParams) -> Generation:
         if params.max_new_tokens > self.max_new_tokens:
-            message = (
-                f"at most {self.max_new_tokens} for {self.name} (its context is {self.context} "
-                f"tokens, prompt included)"
+            message = f"at most {self.max_new_tokens} for {self.name}" + (
+                "" if self.sliding else f" (its context is {self.context} tokens, prompt included)"
             )
             raise InvalidInput(
                 f"max_new_tokens: {message}; got {params.max_new_tokens}.",
                 errors=[{"field": "max_new_tokens", "message": message}],
             )
         fitted = self.normalise(prompt)
+        opening = self.opening(params.style)
         ids = self.encode(fitted.text)
-        room = self.context - params.max_new_tokens
+        room = self.context if self.sliding else self.context - params.max_new_tokens
+        room -= len(opening)
         if len(ids) > room:
             ids = ids[-room:]  # an offered length never fails: keep the prompt's end
             fitted = NormalisedPrompt(self.decode(ids).lstrip("\ufffd"), {})
+        ids = [*opening, *ids]
         tokens = await self._generate(ids, params)
         length = len(tokens)
         finish = "stop" if length < params.max_new_tokens else "length"
@@ -83,5 +99,27 @@ class GPT2Model(TextModel):
             text=self.decode(tokens), tokens=length, finish_reason=finish, prompt=fitted
         )
 
+    def opening(self, style: str | None) -> list[int]:
+        """The tokens before a styled request's prompt, as each training document began:
+        the end token that separated it from the one before, its style token, a newline.
+        (The byte-level pre-tokenizer keeps a newline apart from the text after it, so
+        encoding the two apart gives the tokens the corpus had.)"""
+        if style is None:
+            return []
+        end = [self.end_id] if self.end_id >= 0 else []
+        return [*end, self.style_ids[style], *self.encode("\n")]
+
     async def warmup(self) -> None:
-        await self.generate("The", GenerationParams(4, 0.7, 40, 0.9, 0))
+        options = self.generation_options  # with the controls on, when offered
+        await self.generate(
+            "The",
+            GenerationParams(
+                4,
+                0.7,
+                40,
+                0.9,
+                0,
+                options.get("repetition_penalty", {}).get("default", 1.0),
+                int(options.get("no_repeat_ngram_size", {}).get("default", 0)),
+            ),
+        )

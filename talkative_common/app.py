@@ -127,6 +127,7 @@ def create_service_app(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         max_json_bytes=settings.max_json_bytes,
+        openapi=app.openapi,
     )
     app.add_middleware(RequestLog)
     if settings.cors_origins:

@@ -139,6 +139,10 @@ def install_openapi(
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _takes_upload(body: Mapping[str, Any]) -> bool:
+    return "multipart/form-data" in body.get("content", {})
+
+
 def _refine(
     document: dict[str, Any],
     settings: ServiceSettings,
@@ -166,8 +170,10 @@ def _refine(
                     (408, f"the body did not arrive within {settings.body_timeout_s:g} s"),
                     (
                         413,
-                        f"the body is larger than {settings.max_request_bytes:,} bytes "
-                        f"({json_limit:,} for a JSON body)",
+                        # the limit of this endpoint: validation.BodySizeLimit decides so
+                        "the body is larger than "
+                        f"{settings.max_request_bytes if _takes_upload(body) else json_limit:,}"
+                        " bytes",
                     ),
                     (422, "a field is missing, malformed, out of range or unknown"),
                     (429, "this client is already sending as many bodies as it may at once"),

@@ -4,7 +4,8 @@ whole, within a deadline, before a request may take one of the service's slots."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import field_validator
@@ -71,29 +72,57 @@ def only_form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
 
 
 class BodySizeLimit(HttpMiddleware):
-    """ASGI middleware: 413 for bodies over `max_bytes`, by header or while streaming.
+    """ASGI middleware: 413 for bodies over the endpoint's limit, by header or while
+    streaming, before FastAPI parses anything, so an oversized body is never buffered whole.
 
-    JSON bodies (prompts and knobs) get the smaller `max_json_bytes`: a photo may be
-    megabytes, a JSON request never needs to be. Checked before FastAPI parses anything,
-    so an oversized upload is never buffered whole.
+    The limit is the endpoint's, not the sender's choice: an endpoint that takes a photo
+    (multipart in the OpenAPI document) allows `max_bytes`; every other endpoint takes
+    JSON (prompts and knobs) and allows `max_json_bytes`, whatever Content-Type a client
+    declares, so ten megabytes sent as text/plain to /v1/generations are refused unread.
+    Without `openapi` the Content-Type decides.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_json_bytes: int | None = None,
+        openapi: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.app, self.max_bytes = app, max_bytes
         self.max_json_bytes = min(max_bytes, max_json_bytes or max_bytes)
+        self.openapi = openapi
+        self._uploads: list[re.Pattern[str]] | None = None
+
+    def _takes_upload(self, path: str, media: bytes) -> bool:
+        if self.openapi is None:
+            return not (media == b"application/json" or media.endswith(b"+json"))
+        if self._uploads is None:  # the document is complete by the first request
+            from starlette.routing import compile_path
+
+            self._uploads = [
+                compile_path(template)[0]
+                for template, item in self.openapi().get("paths", {}).items()
+                if any(
+                    "multipart/form-data" in op.get("requestBody", {}).get("content", {})
+                    for op in item.values()
+                    if isinstance(op, dict)
+                )
+            ]
+        return any(pattern.match(path) for pattern in self._uploads)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         from talkative_common.problems import problem_response
 
         headers = dict(scope.get("headers", []))
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        is_json = media == b"application/json" or media.endswith(b"+json")
+        is_json = not self._takes_upload(str(scope.get("path", "")), media)
         limit = self.max_json_bytes if is_json else self.max_bytes
         declared = headers.get(b"content-length")
         too_big = problem_response(
             413,
             f"The request body is larger than {limit:,} bytes"
-            + (" (the limit for JSON bodies)." if is_json else "."),
+            + (" (the limit for JSON bodies, which this endpoint takes)." if is_json else "."),
             instance=scope.get("path"),
         )
         if declared is not None and declared.isdigit() and int(declared) > limit:

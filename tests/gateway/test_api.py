@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from PIL import Image
@@ -164,6 +165,20 @@ def test_json_bodies_have_their_own_small_limit(edge: httpx.Client) -> None:
     a photo upload may still use the whole max_request_bytes."""
     big = {"prompt": "a" * 100_000, "model": "tiny_en"}
     assert_problem(edge.post("/v1/generations", json=big), 413, "JSON")
+    # The endpoint's limit, not the sender's: declared as text or as multipart, a body for
+    # a JSON endpoint is refused at the same size, unread.
+    for media in ("text/plain", "multipart/form-data; boundary=x"):
+        sent = edge.post("/v1/generations", content=b"a" * 100_000, headers={"content-type": media})
+        assert_problem(sent, 413, "JSON")
+    # ... while a photo endpoint still takes a body past the JSON limit: past the size
+    # check, it reaches the captioner (down for this gateway: 503, not 413).
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    photo = Image.fromarray(noise)  # noise: a PNG that does not compress below the limit
+    data = io.BytesIO()
+    photo.save(data, "PNG")
+    assert len(data.getvalue()) > 64_000
+    answer = edge.post("/v1/captions", files={"image": ("big.png", data.getvalue(), "image/png")})
+    assert answer.status_code == 503 and "caption-service" in answer.text, answer.text
 
 
 def test_unknown_form_fields_are_named(edge: httpx.Client, png: bytes) -> None:

@@ -23,7 +23,8 @@ the model is the newline (a screenplay heading's blank line), which /v1/models p
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,6 +94,110 @@ def tidy_caption(caption: str) -> str:
     if text[:1].isupper() and not text[1:2].isupper():
         text = text[0].lower() + text[1:]
     return text
+
+
+# --- caption rendering ---------------------------------------------------------------------------
+
+# Multi-word English phrases, joined into one token the glossaries know.
+PHRASES = {
+    "in front of": "in_front_of",
+    "on top of": "on_top_of",
+    "next to": "next_to",
+    "close to": "close_to",
+    "a couple of": "a_couple_of",
+    "a lot of": "a_lot_of",
+    "sea creature": "sea_creature",
+    "sea mammal": "sea_mammal",
+    "big cat": "big_cat",
+    "wild dog": "wild_dog",
+    "piece of furniture": "piece_of_furniture",
+}
+NUMBERS = {"a_couple_of", "a_lot_of", "two", "three", "four", "several", "some", "many"}
+
+
+@dataclass(frozen=True)
+class CaptionLanguage(ABC):
+    """A target language's caption glossary and the few rules it does its own way.
+
+    `render` holds the word order both languages share; a gender is one of `genders`,
+    feminine ones start with "f" and plural ones end with "p".
+    """
+
+    nouns: Mapping[str, tuple[str, str]]  # English -> (translation, gender)
+    adjectives: Mapping[str, tuple[str, str]]  # English -> (masculine, feminine)
+    words: Mapping[str, str]  # everything else the glossary knows
+    articles: Mapping[str, tuple[str, ...]]  # English -> one form per gender
+    genders: tuple[str, ...]
+    contractions: tuple[tuple[str, str], ...]  # applied in order to the rendered text
+
+    def article(self, english: str, gender: str) -> str:
+        return self.articles[english][self.genders.index(gender)]
+
+    @abstractmethod
+    def with_article(self, english: str, noun: str, gender: str) -> str:
+        """The noun after its article ('the' + 'homme' -> "l'homme")."""
+
+    @abstractmethod
+    def counted(self, noun: str, gender: str) -> tuple[str, str]:
+        """The noun and its gender after a number ('two', 'several', ...)."""
+
+    @abstractmethod
+    def plural(self, adjective: str) -> str:
+        """An adjective agreed with a plural noun."""
+
+    @abstractmethod
+    def agree(self, word: str, gender: str) -> str:
+        """A glossary word (a participle, a relative clause) agreed with the last noun."""
+
+    def render(self, caption: str) -> tuple[str, bool]:
+        """Render an English caption; returns (text, every word was known)."""
+        text = f" {caption.lower()} "
+        for phrase, token in PHRASES.items():
+            text = text.replace(f" {phrase} ", f" {token} ")
+        words = text.split()
+        out: list[str] = []
+        complete = True
+        gender = "m"  # of the last noun, for the participles and verbs that follow it
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if word in self.articles or word in self.adjectives or word in self.nouns:
+                # [article] [adjective]* noun -> article noun adjective*, agreed with the noun.
+                j = i + (word in self.articles)
+                adjs = []
+                while j < len(words) and words[j] in self.adjectives and words[j] not in self.nouns:
+                    adjs.append(words[j])
+                    j += 1
+                if j < len(words) and words[j] in self.nouns:
+                    noun, gender = self.nouns[words[j]]
+                    if i and words[i - 1] in NUMBERS:
+                        noun, gender = self.counted(noun, gender)
+                    parts = [
+                        self.with_article(word, noun, gender) if word in self.articles else noun
+                    ]
+                    for adj in adjs:
+                        masc, fem = self.adjectives[adj]
+                        form = fem if gender.startswith("f") else masc
+                        parts.append(self.plural(form) if gender.endswith("p") else form)
+                    out.append(" ".join(parts))
+                    i = j + 1
+                    continue
+            if word in NUMBERS and i + 1 < len(words) and words[i + 1] in self.nouns:
+                gender = self.counted(*self.nouns[words[i + 1]])[1]
+            if word in self.articles:
+                out.append(self.articles[word][0])
+            elif word in self.adjectives:
+                out.append(self.adjectives[word][0])
+            elif word in self.words:
+                out.append(self.agree(self.words[word], gender))
+            else:
+                out.append(word)
+                complete = complete and not word.isalpha()
+            i += 1
+        text = f" {' '.join(out)} "
+        for before, after in self.contractions:
+            text = text.replace(before, after)
+        return text.strip(), complete
 
 
 # --- French rendering ---------------------------------------------------------------------------
@@ -211,93 +316,51 @@ PARTICIPLES = {
 }
 ARTICLES = {"a": ("un", "une", "des"), "an": ("un", "une", "des"), "the": ("le", "la", "les")}
 _VOWEL = tuple("aeiouhéèêâîôû")
-# Multi-word English phrases, joined into one token the glossary knows.
-PHRASES = {
-    "in front of": "in_front_of",
-    "on top of": "on_top_of",
-    "next to": "next_to",
-    "close to": "close_to",
-    "a couple of": "a_couple_of",
-    "a lot of": "a_lot_of",
-    "sea creature": "sea_creature",
-    "sea mammal": "sea_mammal",
-    "big cat": "big_cat",
-    "wild dog": "wild_dog",
-    "piece of furniture": "piece_of_furniture",
-}
-NUMBERS = {"a_couple_of", "a_lot_of", "two", "three", "four", "several", "some", "many"}
+
+
+class French(CaptionLanguage):
+    def with_article(self, english: str, noun: str, gender: str) -> str:
+        article = self.article(english, gender)
+        if article in ("le", "la") and noun.startswith(_VOWEL):
+            return "l'" + noun  # elision
+        return f"{article} {noun}"
+
+    def counted(self, noun: str, gender: str) -> tuple[str, str]:
+        return noun, "p"  # only the agreement turns plural; the noun stays as glossed
+
+    def plural(self, adjective: str) -> str:
+        return adjective if adjective.endswith("s") else adjective + "s"
+
+    def agree(self, word: str, gender: str) -> str:
+        if word in PARTICIPLES:
+            return PARTICIPLES[word]["mfp".index(gender)]
+        if word.startswith("qui ") and gender == "p":
+            verb = word[4:]
+            return "qui " + PLURAL_VERBS.get(verb, verb)
+        return word
+
+
+FRENCH = French(
+    NOUNS,
+    ADJECTIVES,
+    WORDS,
+    ARTICLES,
+    genders=("m", "f", "p"),
+    # Elision and contraction: "de le" -> "du", "à le" -> "au", "de les" -> "des".
+    contractions=(
+        (" de le ", " du "),
+        (" à le ", " au "),
+        (" de les ", " des "),
+        (" à les ", " aux "),
+        (" de un ", " d'un "),
+        (" de une ", " d'une "),
+    ),
+)
 
 
 def to_french(caption: str) -> tuple[str, bool]:
     """Render an English caption in French; returns (text, every word was known)."""
-    text = f" {caption.lower()} "
-    for phrase, token in PHRASES.items():
-        text = text.replace(f" {phrase} ", f" {token} ")
-    words = text.split()
-    out: list[str] = []
-    complete = True
-    gender = "m"  # of the last noun, for the participles and verbs that follow it
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word in ARTICLES or word in ADJECTIVES or word in NOUNS:
-            # [article] [adjective]* noun -> article noun adjective*, agreed with the noun.
-            j = i + (word in ARTICLES)
-            adjs = []
-            while j < len(words) and words[j] in ADJECTIVES and words[j] not in NOUNS:
-                adjs.append(words[j])
-                j += 1
-            if j < len(words) and words[j] in NOUNS:
-                noun, gender = NOUNS[words[j]]
-                if i and words[i - 1] in NUMBERS:
-                    gender = "p"
-                parts = []
-                if word in ARTICLES:
-                    article = ARTICLES[word][{"m": 0, "f": 1, "p": 2}[gender]]
-                    if article in ("le", "la") and noun.startswith(_VOWEL):
-                        parts.append("l'" + noun)
-                    else:
-                        parts += [article, noun]
-                else:
-                    parts.append(noun)
-                for adj in adjs:
-                    masc, fem = ADJECTIVES[adj]
-                    form = fem if gender == "f" else masc
-                    parts.append(form + ("s" if gender == "p" and not form.endswith("s") else ""))
-                out.append(" ".join(parts))
-                i = j + 1
-                continue
-        if word in NUMBERS and i + 1 < len(words) and words[i + 1] in NOUNS:
-            gender = "p"
-        if word in ARTICLES:
-            out.append(ARTICLES[word][0])
-        elif word in ADJECTIVES:
-            out.append(ADJECTIVES[word][0])
-        elif word in WORDS:
-            french = WORDS[word]
-            if french in PARTICIPLES:
-                french = PARTICIPLES[french]["mfp".index(gender)]
-            elif french.startswith("qui ") and gender == "p":
-                verb = french[4:]
-                french = "qui " + PLURAL_VERBS.get(verb, verb)
-            out.append(french)
-        else:
-            out.append(word)
-            complete = complete and not word.isalpha()
-        i += 1
-    text = " ".join(out)
-    # Elision and contraction: "de le" -> "du", "à le" -> "au", "de les" -> "des".
-    contractions = {
-        " de le ": " du ",
-        " à le ": " au ",
-        " de les ": " des ",
-        " à les ": " aux ",
-        " de un ": " d'un ",
-        " de une ": " d'une ",
-    }
-    for before, after in contractions.items():
-        text = f" {text} ".replace(before, after).strip()
-    return text, complete
+    return FRENCH.render(caption)
 
 
 # --- Spanish rendering --------------------------------------------------------------------------
@@ -414,7 +477,6 @@ PLURALS_ES = {
     "primer plano": "primeros planos",
 }
 _ACCENTED = str.maketrans("áéíóú", "aeiou")
-_GENDERS_ES = ("m", "f", "mp", "fp")
 
 
 def plural_es(word: str) -> str:
@@ -435,68 +497,41 @@ def plural_es(word: str) -> str:
     return head + sep + tail
 
 
-def _agree_es(word: str, gender: str) -> str:
-    """A participle ('sentado') in the gender and number of the noun."""
-    stem = word[:-1]
-    return {"m": word, "f": stem + "a", "mp": word + "s", "fp": stem + "as"}[gender]
+class Spanish(CaptionLanguage):
+    def with_article(self, english: str, noun: str, gender: str) -> str:
+        # "el agua": a stressed a- takes the masculine singular article.
+        return f"{self.article(english, 'm' if noun == 'agua' else gender)} {noun}"
+
+    def counted(self, noun: str, gender: str) -> tuple[str, str]:
+        if gender.endswith("p"):
+            return noun, gender
+        return plural_es(noun), gender + "p"  # "two sheep" -> "dos ovejas"
+
+    def plural(self, adjective: str) -> str:
+        return plural_es(adjective)
+
+    def agree(self, word: str, gender: str) -> str:
+        if word in PARTICIPLES_ES:  # -o, -a, -os, -as
+            stem = word[:-1]
+            return {"m": word, "f": stem + "a", "mp": word + "s", "fp": stem + "as"}[gender]
+        if word.startswith("que ") and gender.endswith("p"):
+            return word + "n"  # "que monta" -> "que montan"
+        return word
+
+
+SPANISH = Spanish(
+    NOUNS_ES,
+    ADJECTIVES_ES,
+    WORDS_ES,
+    ARTICLES_ES,
+    genders=("m", "f", "mp", "fp"),
+    contractions=((" de el ", " del "), (" a el ", " al ")),
+)
 
 
 def to_spanish(caption: str) -> tuple[str, bool]:
     """Render an English caption in Spanish; returns (text, every word was known)."""
-    text = f" {caption.lower()} "
-    for phrase, token in PHRASES.items():
-        text = text.replace(f" {phrase} ", f" {token} ")
-    words = text.split()
-    out: list[str] = []
-    complete = True
-    gender = "m"  # of the last noun, for the participles and verbs that follow it
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word in ARTICLES_ES or word in ADJECTIVES_ES or word in NOUNS_ES:
-            # [article] [adjective]* noun -> article noun adjective*, agreed with the noun.
-            j = i + (word in ARTICLES_ES)
-            adjs = []
-            while j < len(words) and words[j] in ADJECTIVES_ES and words[j] not in NOUNS_ES:
-                adjs.append(words[j])
-                j += 1
-            if j < len(words) and words[j] in NOUNS_ES:
-                noun, gender = NOUNS_ES[words[j]]
-                if i and words[i - 1] in NUMBERS and not gender.endswith("p"):
-                    noun, gender = plural_es(noun), gender + "p"  # "two sheep"
-                parts = []
-                if word in ARTICLES_ES:
-                    # "el agua": a stressed a- takes the masculine singular article.
-                    sex = "m" if noun == "agua" else gender
-                    parts.append(ARTICLES_ES[word][_GENDERS_ES.index(sex)])
-                parts.append(noun)
-                for adj in adjs:
-                    masc, fem = ADJECTIVES_ES[adj]
-                    form = fem if gender.startswith("f") else masc
-                    parts.append(plural_es(form) if gender.endswith("p") else form)
-                out.append(" ".join(parts))
-                i = j + 1
-                continue
-        if word in NUMBERS and i + 1 < len(words) and words[i + 1] in NOUNS_ES:
-            gender = NOUNS_ES[words[i + 1]][1][0] + "p"
-        if word in ARTICLES_ES:
-            out.append(ARTICLES_ES[word][0])
-        elif word in ADJECTIVES_ES:
-            out.append(ADJECTIVES_ES[word][0])
-        elif word in WORDS_ES:
-            spanish = WORDS_ES[word]
-            if spanish in PARTICIPLES_ES:
-                spanish = _agree_es(spanish, gender)
-            elif spanish.startswith("que ") and gender.endswith("p"):
-                spanish += "n"  # "que monta" -> "que montan"
-            out.append(spanish)
-        else:
-            out.append(word)
-            complete = complete and not word.isalpha()
-        i += 1
-    # Contractions: "de el" -> "del", "a el" -> "al".
-    text = f" {' '.join(out)} ".replace(" de el ", " del ").replace(" a el ", " al ")
-    return text.strip(), complete
+    return SPANISH.render(caption)
 
 
 # --- templates ------------------------------------------------------------------------------------

@@ -36,7 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the text to continue, as written (textgen-service fits it to the model)",
     )
     add_request_options(
-        p, GenerationRequest, ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
+        p,
+        GenerationRequest,
+        (
+            "max_new_tokens",
+            "temperature",
+            "top_k",
+            "top_p",
+            "seed",
+            "style",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+        ),
+        defaults={"style": "none: no style token"},
     )
     p.set_defaults(max_new_tokens=300)  # longer than the API's default: a person reads it
     add_models_dir(p)

@@ -49,7 +49,18 @@ KNOBS = {
     "top_k": Knob("K", "sample only among the K likeliest tokens; 0 = no limit"),
     "top_p": Knob("P", "sample from the smallest set of tokens holding mass P; 1 = off"),
     "seed": Knob("S", "random seed: the same seed gives the same text (default: random, printed)"),
-    "style": Knob(None, "how the caption is framed as a prompt; auto follows the model's corpus"),
+    "style": Knob(
+        None,
+        "the genre: one of the model's styles in /v1/models (bible, novel, play for a styled "
+        "GPT-2); for a story also auto (the model's first genre, or its corpus's frame), plain "
+        "(the caption alone) and, for a model without genres, verse, screenplay or tale",
+    ),
+    "repetition_penalty": Knob(
+        "R", "1 = off; above 1 makes tokens already in the text less likely (default: the model's)"
+    ),
+    "no_repeat_ngram_size": Knob(
+        "N", "never repeat an N-token sequence; 0 = off (default: the model's)"
+    ),
 }
 
 

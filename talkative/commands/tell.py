@@ -38,7 +38,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_request_options(
         p,
         StoryOptions,
-        ("style", "max_new_tokens", "temperature", "seed"),
+        (
+            "style",
+            "max_new_tokens",
+            "temperature",
+            "seed",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+        ),
         defaults={"max_new_tokens": "the gateway's default for the model"},
     )
     p.add_argument(

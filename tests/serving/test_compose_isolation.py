@@ -22,7 +22,7 @@ from training.serving_warmup import DEFAULT_BATCH_SIZES
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_CONFIG = ROOT / "serving" / "models.config"
-TEXT_MODELS = ("char_lstm_en", "char_lstm_fr", "gpt2_en", "gpt2_fr")
+TEXT_MODELS = ("char_lstm_en", "char_lstm_fr", "gpt2_en", "gpt2_fr", "gpt2_es")
 
 
 @pytest.fixture(scope="module")

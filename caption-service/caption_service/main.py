@@ -2,6 +2,8 @@
 
 The lifespan (talkative_common.model_service) builds the captioner of the version the model server
 serves and follows that version (talkative_common.model_client.followed) until shutdown.
+Every version it builds shares the app's one SceneDetection (OpenCV's cascades, loaded once,
+for exports whose card asks for detections).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from fastapi import FastAPI
 
 from caption_service import __version__
 from caption_service.api.routes import router
-from caption_service.captioner import CaptionModel, build_captioner
+from caption_service.captioner import CaptionModel, SceneDetection, build_captioner
 from caption_service.settings import CaptionSettings
 from talkative_common.app import run_service
 from talkative_common.images import DecodeBudget
@@ -36,7 +38,7 @@ def create_app(
         captioner = FollowedVersion(
             settings.model,
             model_client,
-            partial(build_captioner, settings.model, model_client, repository),
+            partial(build_captioner, settings.model, model_client, repository, detection=detection),
             poll_s=version_poll_interval(settings, model_client),
         )
         await captioner.start()  # verified against the contract and warmed up
@@ -55,6 +57,8 @@ def create_app(
         version=__version__,
         description="Ranked captions of a photo (multipart field `image`).",
     )
+    # Bound before the lifespan calls `load`: one detector per app, its time in /metrics.
+    detection = SceneDetection(app.state.metrics.registry)
     # One per app, so one per caption-service process: big uploads take turns.
     app.state.decode_budget = DecodeBudget(
         settings.decode_budget_bytes, timeout_s=settings.queue_timeout_s

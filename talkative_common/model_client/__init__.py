@@ -15,6 +15,7 @@ from talkative_common.model_client.base import (
     ModelUnavailable,
 )
 from talkative_common.model_client.contracts import (
+    CAPTION_SCENE,
     CAPTIONER,
     GENERATE,
     GENERATE_CONTROLLED,
@@ -27,6 +28,7 @@ from talkative_common.model_client.types import Inputs, Outputs, SignatureInfo, 
 
 __all__ = [
     "CAPTIONER",
+    "CAPTION_SCENE",
     "GENERATE",
     "GENERATE_CONTROLLED",
     "ContractMismatch",

@@ -74,3 +74,16 @@ CAPTIONER = SignatureContract(
     inputs={"image_bytes": ("string", 1)},
     outputs={"captions": ("string", 2), "log_probs": ("float32", 2)},
 )
+
+# Offered beside `serving_default` by exports whose card has `detections` (the people and cat
+# faces caption-service finds with OpenCV, talkative_common/detectors.py): the photo, its
+# detections (float32[B, 16, 6], rows [kind, score, x0, y0, x1, y1]) and a beam width per image.
+CAPTION_SCENE = SignatureContract(
+    name="caption_scene",
+    inputs={
+        "image_bytes": ("string", 1),
+        "detections": ("float32", 3),
+        "beam_size": ("int32", 1),
+    },
+    outputs=CAPTIONER.outputs,
+)

@@ -53,13 +53,16 @@ def gateway() -> Iterator[httpx.Client]:
     from textgen_service.settings import TextgenSettings
 
     models = ROOT / "serving" / "models"
-    # Version 1 of every text model: the versions the stories were recorded with (later
-    # versions, with other weights or graphs, tell other stories on purpose).
+    # Version 1 of the captioner and of every text model: the versions the stories were
+    # recorded with (later versions, with other weights or graphs, tell other stories on
+    # purpose).
     textgen = TextgenSettings(
         model_repository=models, max_new_tokens_limit=1000, model_version=RECORDED_VERSION
     )
     with (
-        serve(caption_app(CaptionSettings(model_repository=models))) as caption_url,
+        serve(
+            caption_app(CaptionSettings(model_repository=models, model_version=RECORDED_VERSION))
+        ) as caption_url,
         serve(textgen_app(textgen)) as textgen_url,
         serve(gateway_app(gateway_settings(caption_url, textgen_url))) as url,
         httpx.Client(base_url=url, timeout=300) as client,

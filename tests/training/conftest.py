@@ -1,8 +1,11 @@
-"""Fixtures of the training tests: the captioner's encoder, converted once per session."""
+"""Fixtures of the training tests: the captioner's encoder, converted once per session, and
+the committed captioners."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,3 +17,20 @@ def encoder_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("encoder") / "efficientnet_lite0.weights.h5"
     assert encoder.main(["--out", str(out)]) == 0
     return out
+
+
+def committed_captioner(version: int) -> dict[str, Any]:
+    """A committed captioner version: its path, loaded SavedModel, card and vocabulary."""
+    import tensorflow as tf
+
+    from tests.conftest import default_model
+    from training.captioner.vocab import WordVocab
+
+    path = default_model("captioner", version)
+    extra = path / "assets.extra"
+    return {
+        "path": path,
+        "loaded": tf.saved_model.load(str(path)),
+        "card": json.loads((extra / "model_card.json").read_text()),
+        "vocab": WordVocab.load(extra / "vocab.json"),
+    }

@@ -363,3 +363,49 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["--data", str(tmp_path / "nope.json"), "--run-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "nope.json: no such file" in err
+
+
+def test_scene_features_train_export_and_caption_with_detections(
+    data_root: Path, encoder_weights: Path, tmp_path: Path
+) -> None:
+    """Real captioned data with the scene captioner's features (issue 20): the cascades run
+    while the features are cached, and the export takes detections in `caption_scene`."""
+    import tensorflow as tf
+
+    from talkative_common.detectors import Detector
+    from training import serving_warmup
+    from training.captioner.scene import SCENE_DIM
+    from training.captioner.train import train
+
+    cfg = config(
+        data_root,
+        encoder_weights,
+        features="scene",
+        run_dir=tmp_path / "run",
+        feature_cache=tmp_path / "features.npz",
+        export_to=tmp_path / "models" / "captioner" / "1",
+    )
+    metrics = train(cfg)
+    assert metrics["features"]["kind"] == "scene" and metrics["decoder"]["feature_dim"] == SCENE_DIM
+    card = json.loads((cfg.export_to / "assets.extra" / "model_card.json").read_text())
+    assert card["features"] == "scene" and card["detections"]["signature"] == "caption_scene"
+    assert serving_warmup.check_version(cfg.export_to, warmup=False) == []
+
+    loaded = tf.saved_model.load(str(cfg.export_to))
+    detector = Detector()
+    train_names, _ = split(data_root)
+    for name in train_names[:3]:
+        data = (data_root / "images" / name).read_bytes()
+        # The boxes the feature cache saw: the decoder learnt from scenes with them.
+        boxes = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+        out = loaded.signatures["caption_scene"](
+            image_bytes=tf.constant([data]),
+            detections=tf.constant(boxes[None]),
+            beam_size=tf.constant([3]),
+        )
+        top = out["captions"].numpy().astype(str)[0, 0]
+        own = {w for c in PHOTOS[name][1] for w in tokenize(c)}
+        assert tokenize(top) and set(tokenize(top)) <= own, (name, top, boxes[boxes[:, 0] > 0])
+        if not boxes.any():  # no box: what the signature that sees none says too
+            plain = loaded.signatures["serving_default"](image_bytes=tf.constant([data]))
+            assert plain["captions"].numpy().tolist() == out["captions"].numpy().tolist()

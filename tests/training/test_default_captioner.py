@@ -1,4 +1,5 @@
-"""The committed default captioner: it names what is in real photos it never trained on.
+"""The committed captioner version 1, the one-subject one: it names what is in real photos
+it never trained on. (Version 2, the scene captioner: test_scene_captioner.py.)
 
 The exam is ten photos that ship with scikit-image, scikit-learn and matplotlib
 (training/captioner/offline_photos.py lists them and the words that count as naming
@@ -8,31 +9,22 @@ people...). The issue asks for at least 8 of 10.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import default_model
+from tests.training.conftest import committed_captioner
 from training import serving_warmup
 from training.captioner import offline_photos, reference
-from training.captioner.vocab import WordVocab
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def captioner() -> dict[str, Any]:
-    path = default_model("captioner")
-    extra = path / "assets.extra"
-    return {
-        "path": path,
-        "loaded": tf.saved_model.load(str(path)),
-        "card": json.loads((extra / "model_card.json").read_text()),
-        "vocab": WordVocab.load(extra / "vocab.json"),
-    }
+    return committed_captioner(1)
 
 
 @pytest.fixture(scope="module")

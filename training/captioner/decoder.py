@@ -20,12 +20,15 @@ import keras
 import tensorflow as tf
 
 from training.captioner.beam_search import BeamResult, beam_search
+from training.captioner.scene import SCENE_DIM
 from training.captioner.vocab import END_ID, PAD_ID, START_ID, WordVocab
 
 # What of the encoder's output the decoder reads: the pooled image features (Show and
 # Tell's choice, for training on image+caption data) or the ImageNet class
 # probabilities (the default captioner's, trained without such data).
-FEATURE_KINDS = {"pooled": 1280, "class_probs": 1000}
+# "scene" (the default captioner's since issue 20): the class probabilities of the whole
+# photo and of a second subject, people, cats and place (training/captioner/scene.py).
+FEATURE_KINDS = {"pooled": 1280, "class_probs": 1000, "scene": SCENE_DIM}
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ def encoder_features(outputs: dict[str, tf.Tensor], kind: str) -> tf.Tensor:
         return tf.nn.softmax(outputs["logits"], axis=-1)
     if kind == "pooled":
         return outputs["pooled"]
+    if kind == "scene":
+        raise ValueError("scene features need the photo and its detections: scene.SceneEncoder")
     raise ValueError(f"unknown feature kind {kind!r}; one of {sorted(FEATURE_KINDS)}")
 
 

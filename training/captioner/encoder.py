@@ -64,9 +64,14 @@ def _relu6(name: str) -> keras.layers.ReLU:
     return keras.layers.ReLU(max_value=6.0, name=name)
 
 
-def build_encoder() -> keras.Model:
-    """Normalised [B, 224, 224, 3] images -> {"pooled": [B, 1280], "logits": [B, 1000]}."""
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+def build_encoder(image_size: int | None = IMAGE_SIZE, *, feature_map: bool = False) -> keras.Model:
+    """Normalised [B, 224, 224, 3] images -> {"pooled": [B, 1280], "logits": [B, 1000]}.
+
+    `image_size` None takes any size (the network is convolutional up to its pooling);
+    `feature_map` adds "map": the head's [B, H/32, W/32, 1280] activations before pooling,
+    which the classifier can read region by region.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="conv_stem")(
         inputs
     )
@@ -99,7 +104,8 @@ def build_encoder() -> keras.Model:
     x = _relu6("head_relu")(_bn("bn1")(x))
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = keras.layers.Dense(NUM_CLASSES, name="fc")(pooled)
-    return keras.Model(inputs, {"pooled": pooled, "logits": logits}, name="efficientnet_lite0")
+    outputs = {"pooled": pooled, "logits": logits} | ({"map": x} if feature_map else {})
+    return keras.Model(inputs, outputs, name="efficientnet_lite0")
 
 
 def _torch_prefix(layer_name: str) -> str:
@@ -200,8 +206,10 @@ def convert(out: Path, state_path: Path | None = None) -> dict[str, Any]:
     }
 
 
-def load_encoder(weights: Path) -> keras.Model:
-    model = build_encoder()
+def load_encoder(
+    weights: Path, image_size: int | None = IMAGE_SIZE, *, feature_map: bool = False
+) -> keras.Model:
+    model = build_encoder(image_size, feature_map=feature_map)
     model.load_weights(weights)
     return model
 

@@ -8,6 +8,12 @@ per image as a second input, for clients that choose it. `feed_image` and
 `inference_step` are Show and Tell's two entry points, for a beam search run by
 the client one word per call (the reference that bench/caption.py measures). The
 whole search is one graph, so TF Serving answers a batch with one RPC.
+
+A scene captioner (`features="scene"`, the default since issue 20) has a fourth
+signature, `caption_scene`: `image_bytes`, `detections: float32[B, 16, 6]` (the
+people and cat faces caption-service's OpenCV cascades found; `scene.py`) and
+`beam_size`. The other signatures see no detections: they still name subjects,
+places and second subjects, but no people the ImageNet classes do not show.
 `assets.extra/` carries the vocabulary and the model card that caption-service reads.
 """
 
@@ -24,12 +30,20 @@ import tensorflow as tf
 
 from training.captioner.decoder import FEATURE_KINDS, DecoderStep, decode, encoder_features
 from training.captioner.encoder import images_from_bytes
+from training.captioner.scene import (
+    DETECTION_KINDS,
+    MAX_DETECTIONS,
+    SceneEncoder,
+    no_detections,
+)
 from training.captioner.vocab import WordVocab
 
 DEFAULT_BEAM_SIZE = 3  # Show and Tell's
 DEFAULT_MAX_LEN = 20
 # A second signature: image_bytes + beam_size (int32[B]) -> the same outputs.
 BEAM_SIGNATURE = "caption_beam"
+# A scene captioner's: image_bytes + detections + beam_size -> the same outputs.
+SCENE_SIGNATURE = "caption_scene"
 
 
 class Captioner(tf.Module):
@@ -49,6 +63,8 @@ class Captioner(tf.Module):
             raise ValueError(f"unknown feature kind {features!r}; one of {sorted(FEATURE_KINDS)}")
         self.features = features
         self.encoder, self.decoder = encoder, decoder
+        # A scene captioner's encoder takes any size and returns its feature map.
+        self.scene = SceneEncoder(encoder) if features == "scene" else None
         self.words = tf.Variable(list(vocab.words), trainable=False, name="words")
         self.beam_size, self.max_len, self.length_alpha = beam_size, max_len, length_alpha
         # The state's width is known here, and TF Serving's warm-up needs full shapes.
@@ -69,6 +85,19 @@ class Captioner(tf.Module):
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None, MAX_DETECTIONS, 6], tf.float32, name="detections"),
+            tf.TensorSpec([None], tf.int32, name="beam_size"),
+        ]
+    )
+    def caption_scene(
+        self, image_bytes: tf.Tensor, detections: tf.Tensor, beam_size: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """A scene captioner with the detections caption-service found (`scene.py`)."""
+        return self._caption(image_bytes, beam_size, detections)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
             tf.TensorSpec([None], tf.int32, name="beam_size"),
         ]
     )
@@ -82,8 +111,7 @@ class Captioner(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def feed_image(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         """Show and Tell's `feed_image`: photos -> the decoder's first LSTM state."""
-        outputs = self.encoder(images_from_bytes(image_bytes), training=False)
-        h, c = DecoderStep(self.decoder).initial_state(encoder_features(outputs, self.features))
+        h, c = DecoderStep(self.decoder).initial_state(self._features(image_bytes, None))
         return {"state_h": h, "state_c": c}
 
     def _inference_step(
@@ -97,9 +125,21 @@ class Captioner(tf.Module):
         log_probs, (h, c) = DecoderStep(self.decoder)(input_feed, (state_h, state_c))
         return {"log_probs": log_probs, "state_h": h, "state_c": c}
 
-    def _caption(self, image_bytes: tf.Tensor, beam_size: int | tf.Tensor) -> dict[str, tf.Tensor]:
+    def _features(self, image_bytes: tf.Tensor, detections: tf.Tensor | None) -> tf.Tensor:
+        if self.scene is not None:
+            if detections is None:
+                detections = no_detections(image_bytes)
+            return self.scene(image_bytes, detections)
         outputs = self.encoder(images_from_bytes(image_bytes), training=False)
-        features = encoder_features(outputs, self.features)
+        return encoder_features(outputs, self.features)
+
+    def _caption(
+        self,
+        image_bytes: tf.Tensor,
+        beam_size: int | tf.Tensor,
+        detections: tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
+        features = self._features(image_bytes, detections)
         result = decode(
             self.decoder,
             features,
@@ -128,6 +168,8 @@ def export_captioner(
         "feed_image": captioner.feed_image.get_concrete_function(),
         "inference_step": captioner.inference_step.get_concrete_function(),
     }
+    if captioner.scene is not None:
+        signatures[SCENE_SIGNATURE] = captioner.caption_scene.get_concrete_function()
     tf.saved_model.save(captioner, str(out_dir), signatures=signatures)
     extra = out_dir / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
@@ -142,6 +184,13 @@ def export_captioner(
         "parameters": int(captioner.encoder.count_params() + captioner.decoder.count_params()),
         **card,
     }
+    if captioner.scene is not None:
+        # What caption-service reads to run the cascades and call `caption_scene`.
+        full_card["detections"] = {
+            "signature": SCENE_SIGNATURE,
+            "max": MAX_DETECTIONS,
+            "kinds": list(DETECTION_KINDS),
+        }
     (extra / "model_card.json").write_text(
         json.dumps(full_card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

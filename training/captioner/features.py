@@ -104,10 +104,47 @@ class FeatureCache:
 
 
 def _encode_fn(encoder: keras.Model, kind: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    if kind == "scene":
+        return _scene_fn(encoder)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def encode(image_bytes: tf.Tensor) -> tf.Tensor:
         outputs = encoder(images_from_bytes(image_bytes), training=False)
         return encoder_features(outputs, kind)
+
+    return encode
+
+
+def _scene_fn(encoder: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Scene vectors (`scene.py`), with the people and cat faces the cascades find in each
+    image, as caption-service finds them when it serves the captioner."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from talkative_common.detectors import Detector, empty_detections
+    from training.captioner.scene import MAX_DETECTIONS, SceneEncoder
+
+    scene, detector = SceneEncoder(encoder), Detector()
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string),
+            tf.TensorSpec([None, MAX_DETECTIONS, 6], tf.float32),
+        ]
+    )
+    def encode_scene(image_bytes: tf.Tensor, detections: tf.Tensor) -> tf.Tensor:
+        return scene(image_bytes, detections)
+
+    def detect(blob: bytes) -> np.ndarray:
+        try:
+            return detector.detect(Image.open(io.BytesIO(blob)).convert("RGB"))
+        except (UnidentifiedImageError, OSError):
+            return empty_detections()  # TensorFlow's decoder names the bad file next
+
+    def encode(image_bytes: tf.Tensor) -> tf.Tensor:
+        rows = np.stack([detect(b) for b in image_bytes.numpy()])
+        return encode_scene(image_bytes, tf.constant(rows))
 
     return encode
 
@@ -130,7 +167,7 @@ def image_features(
     batch_size: int = DEFAULT_BATCH_SIZE,
     desc: str = "encode images",
 ) -> tuple[np.ndarray, FeatureStats]:
-    """float32 [len(paths), F] features of the images (`kind`: pooled or class_probs).
+    """float32 [len(paths), F] features of the images (`kind`: pooled, class_probs or scene).
 
     Every file is read and hashed; only contents not in the cache at `cache_path` go
     through the encoder, in batches of `batch_size` with a progress bar. An image

@@ -92,13 +92,16 @@ class TrainConfig:
 
 
 def ensure_encoder(weights: Path) -> keras.Model:
-    """The encoder with `weights`, converted from the offline ImageNet weights if missing."""
+    """The encoder with `weights`, converted from the offline ImageNet weights if missing.
+
+    It takes any image size and returns its feature map too: the scene features read
+    the photo at two sizes (the others see only the 224 x 224 crop, as before)."""
     from training.captioner import encoder
 
     if not weights.exists():
         print(f"converting the offline EfficientNet-Lite0 ImageNet weights to {weights}")
         encoder.convert(weights)
-    return encoder.load_encoder(weights)
+    return encoder.load_encoder(weights, None, feature_map=True)
 
 
 def top_captions(
@@ -425,8 +428,10 @@ CAPTIONER_OPTIONS = {
     "encoder_weights": "Keras EfficientNet-Lite0 weights; converted from the offline ImageNet "
     "weights when the file is missing",
     "feature_cache": "the .npz of encoder features keyed by image content, shared by runs",
-    "features": "what the decoder reads: the pooled 1280-d image features or the 1000 ImageNet "
-    "class probabilities",
+    "features": "what the decoder reads: the pooled 1280-d image features, the 1000 ImageNet "
+    "class probabilities, or the scene (class probabilities of the photo and of a second "
+    "subject, people and cat faces from OpenCV's cascades, the place; training/captioner/"
+    "scene.py)",
     "encode_batch_size": "images per encoder batch when computing features",
     "min_count": "keep words seen at least this often in the training captions (others are "
     "<unk>); lower it for small data sets",
@@ -470,7 +475,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         choices={
             "kind": DATASET_KINDS,
             "missing_images": ("skip", "error"),
-            "features": ("pooled", "class_probs"),
+            "features": ("pooled", "class_probs", "scene"),
         },
         metavars={"export_to": "DIR"},
     )

@@ -1,0 +1,218 @@
+"""The scene captioner's parts: the in-graph scene, the teacher's rules, the synthetic scenes
+and the exam's marking (training/captioner/scene.py, scene_captions.py,
+synthetic_scenes.py, exam.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training.captioner import exam
+from training.captioner import imagenet_captions as ic
+from training.captioner import scene as sc
+from training.captioner import scene_captions as rules
+from training.captioner.scene_captions import Scene
+
+TABBY, TIGER, DAISY, BEE, COUCH, CAMERA, CANOE, AIRLINER = 281, 292, 985, 309, 831, 759, 472, 404
+LAKESHORE = 975
+
+
+def onehot(index: int, p: float = 1.0) -> np.ndarray:
+    out = np.full(ic.NUM_CLASSES, (1.0 - p) / (ic.NUM_CLASSES - 1), np.float32)
+    out[index] = p
+    return out
+
+
+def mix(*parts: tuple[int, float]) -> np.ndarray:
+    """These classes with these probabilities, the rest spread over the others."""
+    rest = 1.0 - sum(p for _, p in parts)
+    out = np.full(ic.NUM_CLASSES, rest / (ic.NUM_CLASSES - len(parts)), np.float32)
+    for index, p in parts:
+        out[index] = p
+    return out
+
+
+def test_related_classes_keep_kin_and_let_co_occurring_things_apart() -> None:
+    related = sc.related_classes()
+    assert related.shape == (1000, 1000) and (related == related.T).all()
+    assert related[TABBY, TIGER]  # a cat and a big cat: mixed up, never "a cat and a tiger"
+    assert related[TABBY, 285]  # two cats of one group
+    assert not related[DAISY, BEE]  # photographed together, and both can be named
+    assert not related[414, 898]  # a backpack and a water bottle (two plain objects)
+    assert related[CAMERA, 872]  # a reflex camera and a tripod: one caption group
+    assert related[CAMERA, CAMERA]
+    assert sc.never_second()[LAKESHORE] and not sc.never_second()[BEE]
+
+
+def build(
+    main: np.ndarray,
+    regions: list[np.ndarray],
+    image: np.ndarray | None = None,
+    detections: list[list[float]] | None = None,
+) -> np.ndarray:
+    rows = np.zeros((1, sc.MAX_DETECTIONS, 6), np.float32)
+    for i, row in enumerate(detections or []):
+        rows[0, i] = row
+    image = np.zeros((sc.REGION_SIZE, sc.REGION_SIZE, 3), np.float32) if image is None else image
+    regions = regions + [main] * (9 - len(regions))
+    vector = sc.SceneBuilder()(
+        tf.constant(main[None]),
+        tf.constant(np.stack(regions)[None]),
+        tf.constant(image[None], tf.float32),
+        tf.constant(rows),
+    )
+    assert vector.shape == (1, sc.SCENE_DIM)
+    return vector.numpy()[0]
+
+
+def test_a_region_dominated_by_an_unrelated_class_is_the_second_subject() -> None:
+    main = onehot(DAISY, 0.8)
+    vector = build(main, [mix((BEE, 0.6), (DAISY, 0.3))])
+    assert vector[sc.SECOND_STRENGTH] == pytest.approx(0.6, abs=1e-3)
+    assert int(np.argmax(vector[sc.SECOND])) == BEE
+    assert vector[sc.SECOND].sum() == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(vector[sc.MAIN], main, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "region",
+    [
+        mix((TIGER, 0.9)),  # kin of the main class
+        mix((BEE, 0.4), (DAISY, 0.5)),  # the main class still outweighs it there
+        mix((BEE, 0.2)),  # too weak (SECOND_MIN)
+        mix((LAKESHORE, 0.9)),  # a place, not a subject
+    ],
+    ids=["kin", "outweighed", "weak", "landscape"],
+)
+def test_no_second_subject(region: np.ndarray) -> None:
+    main = onehot(TABBY if region.argmax() == TIGER else DAISY, 0.8)
+    vector = build(main, [region])
+    assert vector[sc.SECOND_STRENGTH] == 0 and not vector[sc.SECOND].any()
+
+
+def test_people_and_cats_are_counted_from_strong_boxes() -> None:
+    strong, weak = 0.8, 0.2
+    vector = build(
+        onehot(TABBY),
+        [],
+        detections=[
+            [sc.FACE, strong, 0.1, 0.1, 0.2, 0.2],
+            [sc.PROFILE_FACE, strong, 0.5, 0.1, 0.6, 0.2],
+            [sc.FACE, weak, 0.7, 0.1, 0.8, 0.2],  # under DETECTION_MIN: not counted
+            [sc.UPPER_BODY, strong, 0.0, 0.0, 0.5, 0.9],
+            [sc.CAT_FACE, strong, 0.3, 0.5, 0.4, 0.6],
+            [sc.CAT_FACE, strong, 0.6, 0.5, 0.7, 0.6],
+        ],
+    )
+    assert int(np.argmax(vector[sc.PEOPLE])) == 2  # two faces, one body: two people
+    assert vector[sc.PERSON_SCORE] == pytest.approx(strong)
+    assert int(np.argmax(vector[sc.CATS])) == 2
+    empty = build(onehot(TABBY), [])
+    assert int(np.argmax(empty[sc.PEOPLE])) == 0 and int(np.argmax(empty[sc.CATS])) == 0
+
+
+def test_grass_and_sky_come_from_colour_water_and_room_from_classes() -> None:
+    image = np.full((sc.REGION_SIZE, sc.REGION_SIZE, 3), 128.0, np.float32)  # grey
+    image[: sc.REGION_SIZE // 3] = (90, 150, 230)  # a blue top third
+    image[-sc.REGION_SIZE // 3 :] = (60, 160, 50)  # a green bottom third
+    vector = build(onehot(CANOE), [mix((LAKESHORE, 0.7))], image=image)
+    place = dict(zip(sc.PLACES, vector[sc.PLACE], strict=True))
+    assert place["grass"] > 0.95 and place["sky"] > 0.95
+    assert place["water"] == pytest.approx(0.7, abs=0.01) and place["room"] < 0.02
+    grey = build(onehot(COUCH), [])
+    assert grey[sc.PLACE][sc.PLACES.index("grass")] == 0
+    assert grey[sc.PLACE][sc.PLACES.index("room")] > 0.99  # a couch is indoor furniture
+
+
+@pytest.mark.parametrize(
+    ("scene", "expected"),
+    [
+        (Scene(TABBY, False), "a tabby cat."),  # as the one-subject captioner said
+        (Scene(TABBY, True, cats=2), "two cats."),
+        (Scene(TABBY, False, second=COUCH), "a tabby cat on a couch."),
+        (Scene(DAISY, False, second=BEE), "a daisy and a bee."),
+        (
+            Scene(CAMERA, False, people=1, place="grass"),
+            "a person with a reflex camera on the grass.",
+        ),
+        (Scene(CAMERA, False, people=3), "a group of people with a reflex camera."),
+        (Scene(CANOE, False, place="water"), f"{ic.phrase(CANOE)} on the water."),
+        (Scene(TABBY, False, place="water"), "a tabby cat by the water."),
+        (Scene(AIRLINER, False, place="sky"), "an airliner in the sky."),
+        (Scene(TABBY, False, place="sky"), "a tabby cat under a blue sky."),
+        (Scene(795, False, people=2), "a person skiing and another person."),
+    ],
+)
+def test_the_teachers_captions(scene: Scene, expected: str) -> None:
+    assert rules.captions(scene)[0] == expected
+
+
+def test_the_ground_comes_before_the_sky() -> None:
+    table_free = np.zeros(sc.SCENE_DIM, np.float32)
+    table_free[sc.MAIN] = onehot(CAMERA)
+    table_free[sc.PEOPLE.start] = 1.0
+    table_free[sc.CATS.start] = 1.0
+    table_free[sc.PLACE] = [0.7, 0.0, 0.9, 0.0]  # grass, water, sky, room
+
+    class NoGroups:  # the teacher asks the table only about groups of hesitant classes
+        group_id = np.full(1000, -1)
+
+    assert rules.read(table_free, NoGroups()).place == "grass"  # type: ignore[arg-type]
+    table_free[sc.PLACE] = [0.3, 0.0, 0.9, 0.0]
+    assert rules.read(table_free, NoGroups()).place == "sky"  # type: ignore[arg-type]
+
+
+def test_named_things_and_what_counts_as_present() -> None:
+    caption = "a photo of a person with a camera on a tripod on the grass."
+    assert rules.named_things(caption) == ["person", "camera on a tripod", "grass"]
+    assert rules.named_things("two cats on a couch in a room.") == ["cats", "couch", "room"]
+    assert rules.supported("camera on a tripod", ["tripod"])
+    assert rules.supported("cup of espresso coffee", ["coffee"])
+    assert not rules.supported("grass", ["person", "camera"])
+    assert not rules.supported("person with a parachute", ["kite", "sky"])
+
+
+def test_the_sampler_draws_what_the_graph_can_output() -> None:
+    from training.captioner.synthetic import ClassTable
+    from training.captioner.synthetic_scenes import SceneSampler
+
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(16, 1000)).astype(np.float32)
+    table = ClassTable.build(weights)
+    sampler = SceneSampler(table)
+    related = sc.related_classes()
+    vectors, captions = sampler.batch(np.random.default_rng(1), 400)
+    assert vectors.shape == (400, sc.SCENE_DIM) and len(captions) == 400
+    for v, caption in zip(vectors, captions, strict=True):
+        assert v[sc.PEOPLE].sum() == 1 and v[sc.CATS].sum() == 1
+        if v[sc.SECOND_STRENGTH]:
+            assert v[sc.SECOND_STRENGTH] >= sc.SECOND_MIN
+            second = int(np.argmax(v[sc.SECOND]))
+            assert not related[int(np.argmax(v[sc.MAIN])), second]
+        assert caption in rules.captions(rules.read(v, table))
+    composed = [c for c in captions if " with " in c or " and " in c or " on the " in c]
+    assert len(composed) > 100  # most scenes say more than one thing
+
+
+def test_exam_halves_are_fixed_by_name_and_both_are_filled() -> None:
+    photos = exam.photos()
+    assert len(photos) >= 30 and len({p.name for p in photos}) == len(photos)
+    halves = {h: [p for p in photos if p.half == h] for h in exam.HALVES}
+    assert all(len(v) >= 10 for v in halves.values())
+    assert exam.half_of("chelsea") == "design" and exam.half_of("camera") == "test"
+    for photo in photos:
+        for subject in photo.subjects:
+            assert subject.accepted, photo.name
+        assert photo.load()[:2] == b"\xff\xd8", photo.name  # JPEG bytes
+
+
+def test_exam_marks_absent_things_per_photo() -> None:
+    camera = next(p for p in exam.photos() if p.name == "camera")
+    good = exam.score(camera, "a person with a camera on a tripod on the grass.")
+    assert good["names_main"] and good["names_two"] and good["absent"] == []
+    bad = exam.score(camera, "a camera on a tripod by the water.")
+    assert not bad["names_main"] and not bad["names_two"] and bad["absent"] == ["water"]
+    summary = exam.summary([good, bad])
+    assert summary["test"]["photos"] == 2 and summary["test"]["absent_things"] == 1
+    assert summary["test"]["photos_with_absent_things"] == ["camera"]

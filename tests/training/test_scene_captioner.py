@@ -1,0 +1,120 @@
+"""The committed scene captioner, `serving/models/captioner/2` (issue 20).
+
+Its card's exam is re-sat here from the committed graph, so its figures are what the
+model does; the decoder is shown to read the scene (boxes and regions), and the export
+fits TF Serving. The issue's targets themselves are reported, not asserted: they are
+figures of the model card and of the closing note.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tests.training.conftest import committed_captioner
+from training import serving_warmup
+from training.captioner import exam, offline_photos, scene
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def captioner() -> dict[str, Any]:
+    return committed_captioner(2)
+
+
+def caption_scene(loaded: Any, data: bytes, rows: np.ndarray) -> list[str]:
+    out = loaded.signatures["caption_scene"](
+        image_bytes=tf.constant([data]),
+        detections=tf.constant(rows[None], tf.float32),
+        beam_size=tf.constant([3]),
+    )
+    return [c.decode() for c in out["captions"].numpy()[0]]
+
+
+def boxes(*rows: list[float]) -> np.ndarray:
+    out = np.zeros((scene.MAX_DETECTIONS, 6), np.float32)
+    for i, row in enumerate(rows):
+        out[i] = row
+    return out
+
+
+def test_the_cards_exam_is_what_the_committed_graph_says(
+    captioner: dict[str, Any], record_property: Any
+) -> None:
+    from talkative_common.detectors import Detector
+
+    card = captioner["card"]
+    recorded = {m["photo"]: m for m in card["evaluation"]["exam_photos"]}
+    assert set(recorded) == {p.name for p in exam.photos()}
+    detector = Detector()
+    for photo in exam.photos():
+        data = photo.load()
+        rows = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+        got = caption_scene(captioner["loaded"], data, rows)
+        assert got == recorded[photo.name]["captions"], photo.name
+        assert exam.score(photo, got[0]) == {
+            k: v for k, v in recorded[photo.name].items() if k not in ("captions", "detections")
+        }
+    summary = exam.summary(list(recorded.values()))
+    assert summary == card["evaluation"]["exam"]
+    for half in exam.HALVES:  # the exam's figures, in the summary at the end of every run
+        s = summary[half]
+        record_property(
+            "figure",
+            f"scene captioner, {half} half: main subject named {s['names_main']}/{s['photos']}, "
+            f"both of two subjects {s['names_two']}/{s['two_subject_photos']}, "
+            f"{s['absent_things']} absent things named in {s['photos_with_absent_things']}",
+        )
+
+
+def test_card_lists_vocabulary_rules_detections_and_limits(captioner: dict[str, Any]) -> None:
+    card = captioner["card"]
+    assert card["features"] == "scene" and card["decoder"]["feature_dim"] == scene.SCENE_DIM
+    assert card["detections"]["signature"] == "caption_scene"
+    assert card["detections"]["max"] == scene.MAX_DETECTIONS
+    assert card["detectors"]["cascades"] == ["face", "cat_face"]
+    assert card["caption_vocabulary"] == list(captioner["vocab"].words)
+    assert len(card["scene_rules"]) >= 5 and len(card["limits"]) >= 4
+    assert card["reproduce"] == "make captioner"
+    evaluation = card["evaluation"]
+    assert evaluation["held_out_loss_nats_per_word"] < 0.5
+    assert evaluation["teacher_agreement_top_caption"] > 0.6
+    assert set(evaluation["exam"]) == set(exam.HALVES)
+    assert (captioner["path"] / "assets.extra" / "loss_curve.png").stat().st_size > 10_000
+
+
+def test_fits_tf_serving(captioner: dict[str, Any]) -> None:
+    assert serving_warmup.check_version(captioner["path"]) == []
+
+
+def test_without_boxes_caption_scene_is_serving_default(captioner: dict[str, Any]) -> None:
+    chelsea = offline_photos.as_bytes(offline_photos.PHOTOS[1], "JPEG")
+    plain = captioner["loaded"].signatures["serving_default"](image_bytes=tf.constant([chelsea]))
+    scene_out = caption_scene(captioner["loaded"], chelsea, boxes())
+    assert scene_out == [c.decode() for c in plain["captions"].numpy()[0]]
+
+
+def test_the_decoder_reads_the_boxes(captioner: dict[str, Any]) -> None:
+    """The same photo with boxes the cascades could have found: its caption follows them."""
+    chelsea = offline_photos.as_bytes(offline_photos.PHOTOS[1], "JPEG")
+    alone = caption_scene(captioner["loaded"], chelsea, boxes())[0]
+    face = [scene.FACE, 0.9, 0.1, 0.1, 0.3, 0.3]
+    cat = [scene.CAT_FACE, 0.9, 0.2, 0.2, 0.5, 0.5]
+    other_cat = [scene.CAT_FACE, 0.9, 0.6, 0.2, 0.9, 0.5]
+    weak_face = [scene.FACE, 0.2, 0.1, 0.1, 0.3, 0.3]
+    assert "person" not in alone and "two" not in alone, alone
+    with_person = caption_scene(captioner["loaded"], chelsea, boxes(face))[0]
+    assert with_person.startswith("a person with"), with_person
+    two_people = caption_scene(
+        captioner["loaded"], chelsea, boxes(face, [*face[:2], 0.6, 0.1, 0.8, 0.3])
+    )
+    assert two_people[0].startswith("two people with"), two_people
+    assert caption_scene(captioner["loaded"], chelsea, boxes(cat, other_cat))[0] == "two cats."
+    # A box under the scene's threshold changes nothing.
+    assert caption_scene(captioner["loaded"], chelsea, boxes(weak_face))[0] == alone

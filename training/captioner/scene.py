@@ -1,0 +1,269 @@
+"""The scene the default captioner describes: what is in a photo, how many, and where.
+
+Everything here runs inside the exported graph except the people and cat-face
+detectors (OpenCV cascades are not TensorFlow ops), whose boxes caption-service
+passes in as `detections` (`talkative_common/detectors.py`). From one photo:
+
+- **main**: the whole-image class posterior (centre crop at 224), what the
+  one-subject captioner read;
+- **regions**: the whole photo, not cropped, squashed to 320 x 320 and run once
+  through the same network; the classifier is applied to the pooled features of a
+  3 x 3 grid of overlapping 6 x 6 windows of its 10 x 10 map. That is a crop
+  pyramid without running the network once per crop (each window sees a bit more
+  than its crop through the receptive field);
+- **second subject**: the region whose best class is most probable among the
+  classes *unrelated* to the main one (not the same class, not its caption group or
+  a kindred one, not a landscape, which is a place rather than a subject), kept
+  when that probability reaches SECOND_MIN and outweighs the main class there;
+- **people and cats**: counts of face or body boxes (the larger of the two) and of
+  cat-face boxes scoring at least DETECTION_MIN;
+- **place**: evidence in [0, 1] for grass (the share of green pixels in the bottom
+  third), sky (blue pixels in the top third), water and a room (the largest mass any
+  region gives to ImageNet's waterside or indoor classes).
+
+The scene is one float vector (layout below). The decoder reads it like the
+one-subject captioner read class probabilities, and is trained on synthetic
+scenes built to this layout (`synthetic_scenes.py`); the rules turning a scene into
+words are in `scene_captions.py`. Nothing here was fitted to a photo: the colour
+ranges are the textbook hue bands, the thresholds round numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf
+
+from training.captioner import imagenet_captions as ic
+
+NUM_CLASSES = ic.NUM_CLASSES
+REGION_SIZE = 320  # the photo squashed to this square: a 10 x 10 feature map
+WINDOW, WINDOW_STRIDE, GRID = 6, 2, 3  # 3 x 3 windows of 6 x 6 cells
+MAX_DETECTIONS = 16
+# Detection kinds (talkative_common/detectors.py): 0 marks an empty row.
+FACE, PROFILE_FACE, UPPER_BODY, FULL_BODY, CAT_FACE = 1, 2, 3, 4, 5
+DETECTION_KINDS = ("face", "profile_face", "upper_body", "full_body", "cat_face")
+# A region's best unrelated class names a second subject from this probability on.
+SECOND_MIN = 0.3
+# A face, body or cat-face box counts from this score (detectors.py: 1 - exp(-(n - min) / 10)
+# for a box with n agreeing neighbours, so about 7 neighbours beyond the cascade's minimum);
+# weaker boxes are left out of the counts (their best score is still in the vector).
+DETECTION_MIN = 0.5
+
+# The scene vector.
+MAIN = slice(0, NUM_CLASSES)
+SECOND = slice(NUM_CLASSES, 2 * NUM_CLASSES)
+_E = 2 * NUM_CLASSES
+SECOND_STRENGTH = _E  # the second subject's region probability (0: none)
+PEOPLE = slice(_E + 1, _E + 5)  # one-hot: 0, 1, 2, 3 or more
+PERSON_SCORE = _E + 5  # the best face or body score, counted or not
+CATS = slice(_E + 6, _E + 9)  # one-hot: 0, 1, 2 or more cat faces
+PLACES = ("grass", "water", "sky", "room")
+PLACE = slice(_E + 9, _E + 9 + len(PLACES))
+SCENE_DIM = _E + 9 + len(PLACES)
+
+# Landscapes are where a photo was taken, not a second subject (they feed `water`).
+LANDSCAPES = tuple(range(970, 981))
+WATER_CLASSES = (973, 975, 977, 978, 460, 536, 449)  # reef, lakeshore, sandbar, beach, ...
+# Furniture and what stands in rooms: a couch, a bookcase, a television, a desk...
+INDOOR_CLASSES = tuple(
+    sorted(
+        {*ic.GROUPS[[g.name for g in ic.GROUPS].index("furniture")].members}
+        | {527, 598, 619, 624, 664, 721, 750, 753, 762, 846, 851, 884, 905}
+    )
+)
+# Hue bands (HSV, hue in [0, 1)): green 60-160 degrees, blue 187-252 degrees.
+GREEN_HUE, BLUE_HUE = (0.16, 0.45), (0.52, 0.70)
+
+
+# Caption groups whose members the classifier mixes up: never "a cat and a tiger".
+KIN = (
+    ("cat", "big cat"),
+    ("dog", "wild dog", "fox"),
+    ("ape", "monkey", "lemur"),
+    ("bear", "panda"),
+    ("crab", "lobster", "sea creature"),
+    ("lizard", "crocodile", "amphibian", "turtle", "snake"),
+    ("insect", "butterfly", "spider"),
+    ("small mammal", "rabbit", "hoofed", "marsupial", "elephant"),
+    ("building", "bridge"),
+    ("road vehicle", "motorcycle", "bicycle", "train"),
+    ("aircraft", "rocket"),
+    ("dish", "bread", "vegetable", "fruit", "drink", "mushroom"),
+    ("flower", "plant"),
+)
+
+
+def related_classes() -> np.ndarray:
+    """bool [1000, 1000]: classes that cannot be the second subject beside each main class:
+    itself, its caption group and the groups of its kin (KIN).
+
+    Not the classes the classifier finds alike by their weights: those are as much the
+    things photographed together (a daisy's nearest class is the bee, a tripod's the
+    reflex camera) as the things mixed up, so the graph asks instead that the second
+    subject outweigh the main one in its own region (SceneBuilder).
+    """
+    groups = ic.group_of()
+    kin = {name: i for i, names in enumerate(KIN) for name in names}
+    keys = []
+    for c in range(NUM_CLASSES):
+        name = groups[c].name
+        # Plain objects are related only to themselves.
+        keys.append(f"object:{c}" if name == "object" else f"kin:{kin.get(name, name)}")
+    key = np.array(keys)
+    return key[:, None] == key[None, :]
+
+
+def never_second() -> np.ndarray:
+    """bool [1000]: classes never named as a second subject (landscapes are places)."""
+    out = np.zeros(NUM_CLASSES, bool)
+    out[list(LANDSCAPES)] = True
+    return out
+
+
+def _mask(indices: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(NUM_CLASSES, np.float32)
+    out[list(indices)] = 1.0
+    return out
+
+
+def window_slices(cells: int = REGION_SIZE // 32) -> list[tuple[int, int]]:
+    """Top-left cells of the GRID x GRID windows over a cells x cells map."""
+    starts = [min(i * WINDOW_STRIDE, cells - WINDOW) for i in range(GRID)]
+    return [(y, x) for y in starts for x in starts]
+
+
+class SceneBuilder:
+    """The in-graph scene: a tf.Module part of the captioner (its tables are constants)."""
+
+    def __init__(self) -> None:
+        self.related = tf.constant(related_classes())
+        self.never = tf.constant(never_second())
+        self.water = tf.constant(_mask(WATER_CLASSES))
+        self.indoor = tf.constant(_mask(INDOOR_CLASSES))
+
+    def regions(self, feature_map: tf.Tensor, classifier: Any) -> tf.Tensor:
+        """[B, 10, 10, C] head activations -> [B, 9, 1000] region posteriors
+        (`classifier`: the encoder's last Dense layer)."""
+        pooled = [
+            tf.reduce_mean(feature_map[:, y : y + WINDOW, x : x + WINDOW, :], axis=[1, 2])
+            for y, x in window_slices()
+        ]
+        stacked = tf.stack(pooled, axis=1)  # [B, 9, C]
+        logits = classifier(tf.reshape(stacked, [-1, tf.shape(stacked)[-1]]))
+        return tf.reshape(tf.nn.softmax(logits, axis=-1), [-1, len(pooled), NUM_CLASSES])
+
+    def __call__(
+        self, main: tf.Tensor, regions: tf.Tensor, small_image: tf.Tensor, detections: tf.Tensor
+    ) -> tf.Tensor:
+        """main [B, 1000], regions [B, 9, 1000], small_image [B, 320, 320, 3] (0..255),
+        detections [B, 16, 6] -> the scene [B, SCENE_DIM]."""
+        main = tf.convert_to_tensor(main)
+        regions = tf.convert_to_tensor(regions)
+        top = tf.argmax(main, axis=-1, output_type=tf.int32)
+        banned = tf.logical_or(tf.gather(self.related, top), self.never[None, :])  # [B, 1000]
+        candidates = regions * tf.cast(tf.logical_not(banned), tf.float32)[:, None, :]
+        best = tf.reduce_max(candidates, axis=-1)  # [B, 9]
+        # A second subject outweighs the main one in its own region.
+        main_there = tf.gather(regions, top, axis=2, batch_dims=1)  # [B, 9]
+        best = tf.where(best >= main_there, best, 0.0)
+        which = tf.argmax(best, axis=-1, output_type=tf.int32)
+        strength = tf.reduce_max(best, axis=-1)
+        chosen = tf.gather(candidates, which, batch_dims=1)  # [B, 1000]
+        present = tf.cast(strength >= SECOND_MIN, tf.float32)
+        second = chosen / tf.maximum(tf.reduce_sum(chosen, -1, keepdims=True), 1e-9)
+        second *= present[:, None]
+        strength *= present
+
+        det = tf.convert_to_tensor(detections)
+        kind = tf.cast(tf.round(det[..., 0]), tf.int32)
+        score = det[..., 1]
+        strong = score >= DETECTION_MIN
+
+        def count(*kinds: int) -> tf.Tensor:
+            hit = tf.reduce_any(tf.stack([tf.equal(kind, k) for k in kinds], -1), -1)
+            return tf.reduce_sum(tf.cast(hit & strong, tf.int32), -1)
+
+        people = tf.maximum(count(FACE, PROFILE_FACE), count(UPPER_BODY, FULL_BODY))
+        is_person = tf.logical_and(kind >= FACE, kind <= FULL_BODY)
+        person_score = tf.reduce_max(tf.where(is_person, score, 0.0), axis=-1)
+        cats = count(CAT_FACE)
+
+        hsv = tf.image.rgb_to_hsv(tf.cast(small_image, tf.float32) / 255.0)
+        h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+        third = REGION_SIZE // 3
+        green = (h >= GREEN_HUE[0]) & (h <= GREEN_HUE[1]) & (s > 0.2) & (v > 0.15)
+        blue = (h >= BLUE_HUE[0]) & (h <= BLUE_HUE[1]) & (s > 0.15) & (v > 0.45)
+        grass = tf.reduce_mean(tf.cast(green[:, -third:, :], tf.float32), axis=[1, 2])
+        sky = tf.reduce_mean(tf.cast(blue[:, :third, :], tf.float32), axis=[1, 2])
+        every = tf.concat([main[:, None, :], regions], axis=1)
+        water = tf.reduce_max(tf.reduce_sum(every * self.water, -1), -1)
+        room = tf.reduce_max(tf.reduce_sum(every * self.indoor, -1), -1)
+
+        return tf.concat(
+            [
+                main,
+                second,
+                strength[:, None],
+                tf.one_hot(tf.minimum(people, 3), 4),
+                person_score[:, None],
+                tf.one_hot(tf.minimum(cats, 2), 3),
+                tf.stack([grass, water, sky, room], axis=-1),
+            ],
+            axis=-1,
+        )
+
+
+def scene_images(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """string [B] -> (the encoder's centre crop [B, 224, 224, 3], normalised; the whole
+    photo squashed to [B, 320, 320, 3], 0..255), each photo decoded once."""
+    from training.captioner.encoder import IMAGE_SIZE, decode_image, preprocess
+
+    def one(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = decode_image(data)
+        small = tf.image.resize(
+            tf.cast(image, tf.float32), [REGION_SIZE, REGION_SIZE], antialias=True
+        )
+        return preprocess(image), tf.clip_by_value(small, 0.0, 255.0)
+
+    return tf.map_fn(
+        one,
+        image_bytes,
+        fn_output_signature=(
+            tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32),
+            tf.TensorSpec([REGION_SIZE, REGION_SIZE, 3], tf.float32),
+        ),
+    )
+
+
+class SceneEncoder:
+    """Photos and their detections -> scene vectors, with one set of encoder weights.
+
+    `encoder` is `encoder.build_encoder(None, feature_map=True)` with ImageNet weights:
+    it runs once on the centre crop (the main posterior) and once on the whole photo
+    at 320 (the regions).
+    """
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self.classifier = encoder.get_layer("fc")
+        self.builder = SceneBuilder()
+
+    def __call__(self, image_bytes: tf.Tensor, detections: tf.Tensor) -> tf.Tensor:
+        crop, small = scene_images(image_bytes)
+        feature_map = self.encoder((small - 127.0) / 128.0, training=False)["map"]
+        regions = self.builder.regions(feature_map, self.classifier)
+        # The centre crop at the size the classifier was trained at names the main subject
+        # best: on the design photos, the regions' mean or the whole map's pooled features
+        # (which would save a pass) named it less often.
+        main = tf.nn.softmax(self.encoder(crop, training=False)["logits"], axis=-1)
+        return self.builder(main, regions, small, detections)
+
+
+def no_detections(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Empty detections for each photo: what callers without the cascades send."""
+    return tf.zeros([tf.shape(image_bytes)[0], MAX_DETECTIONS, 6], tf.float32)

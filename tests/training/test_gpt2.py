@@ -182,6 +182,33 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_path
         train(TrainConfig(corpus=tiny_corpus, run_dir=tmp_path / "b", **{**TINY, "lr": 0.1}))  # type: ignore[arg-type]
 
 
+def test_a_continuation_starts_from_the_finished_runs_weights_and_tokenizer(
+    run: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    first = json.loads((run / "result.json").read_text())
+    # Zero learning rate: the continuation's weights are the first run's best, unchanged.
+    frozen = {**TINY, "lr": 0.0, "min_lr_ratio": 1.0, "seed": 4}
+    cont = train(
+        TrainConfig(corpus=tiny_corpus, run_dir=tmp_path / "c", init_from=run, **frozen)  # type: ignore[arg-type]
+    )
+    assert (tmp_path / "c" / "tokenizer.json").read_text() == (run / "tokenizer.json").read_text()
+    assert cont["final_valid_nats_per_token"] == pytest.approx(
+        first["best_valid_nats_per_token"], rel=1e-5
+    )
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["init_from"] == str(run)
+    card = export_run(tmp_path / "c", tmp_path / "m" / "1", name="cont", language="en")
+    assert card["training"]["continued_from"] == {
+        "run": run.name,
+        "steps": 6,
+        "batch_size": 4,
+        "lr": TrainConfig.lr,
+        "warmup_steps": 2,
+        "seed": 3,
+        "tokens_seen": first["tokens_seen"],
+    }
+
+
 def test_weights_round_trip_through_hf_names(keras_model: Any) -> None:
     weights = to_weights(keras_model)
     assert weights["h.0.attn.c_attn.weight"].shape == (32, 96)

@@ -559,6 +559,18 @@ def baseline_nats_per_char(path: Path) -> float:
     return float(data["best_valid_nats_per_char"])
 
 
+def _continued_from(run_dir: Path) -> dict[str, object]:
+    """The finished run a continuation started from (train.py --init-from): its settings
+    and how many tokens it had seen, so the card tells the whole training."""
+    config = json.loads((run_dir / "config.json").read_text())
+    result = json.loads((run_dir / "result.json").read_text())
+    return {
+        "run": run_dir.name,
+        **{k: config[k] for k in ("steps", "batch_size", "lr", "warmup_steps", "seed")},
+        "tokens_seen": result["tokens_seen"],
+    }
+
+
 def export_run(
     run_dir: Path,
     out_dir: Path,
@@ -652,7 +664,12 @@ def export_run(
             "tokens_seen": result["tokens_seen"],
             "checkpoint": checkpoint,
         }
-        | ({"recipe": recipe} if recipe else {}),
+        | ({"recipe": recipe} if recipe else {})
+        | (
+            {"continued_from": _continued_from(Path(config["init_from"]))}
+            if config.get("init_from")
+            else {}
+        ),
         "held_out_loss": held_out,
         "licence": "model weights: Apache-2.0; training text: " + manifest["licence"],
     }

@@ -53,6 +53,9 @@ class TrainConfig:
     seed: int = 1234
     threads: int = 0
     mixed_precision: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU
+    # A continuation: start from that finished run's best weights and its tokenizer (the
+    # shape must match); a new seed then reads other windows than that run did.
+    init_from: Path | None = None
     stop_after: int | None = None  # not part of the run's identity: resume continues past it
 
 
@@ -188,6 +191,9 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     tok_path = cfg.run_dir / "tokenizer.json"
     if resuming and tok_path.exists():
         tokenizer = load(tok_path)  # the very tokenizer the checkpoint was trained with
+    elif cfg.init_from is not None:
+        tokenizer = load(cfg.init_from / "tokenizer.json")  # the weights' own vocabulary
+        tokenizer.save(str(tok_path))
     else:
         tokenizer = make_tokenizer(cfg, train_text)
         tokenizer.save(str(tok_path))
@@ -207,6 +213,8 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     if len(train_ids) <= context + 1:
         raise SystemExit(f"{cfg.corpus}/train.txt is too short for a context of {context} tokens")
     model = build_model(mcfg)
+    if cfg.init_from is not None and not resuming:
+        model.load_weights(cfg.init_from / "checkpoints" / "best.weights.h5")
     schedule = run_state.cosine_schedule(cfg)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
@@ -289,7 +297,10 @@ def train(cfg: TrainConfig) -> dict[str, object]:
 
 def _jsonable(cfg: TrainConfig) -> dict[str, object]:
     """The run's identity: what must match to resume (not threads, not where to stop)."""
-    return run_state.run_identity(cfg, IDENTITY_EXCLUDES)
+    identity = run_state.run_identity(cfg, IDENTITY_EXCLUDES)
+    if identity["init_from"] is None:  # runs from before the option resume as they were
+        del identity["init_from"]
+    return identity
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -325,6 +336,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             "held-out tokens; the final figures always use all of valid.txt (0 = all every time)",
             "jit": "do not XLA-compile the training and evaluation steps",
             "mixed_precision": "auto: bfloat16 compute when a GPU is present, float32 otherwise",
+            "init_from": "continue training a finished run: start from its best weights and "
+            "its tokenizer (same preset and context; use another --seed to read other windows)",
         },
         choices={
             "preset": sorted(PRESETS),

@@ -148,8 +148,6 @@ def run_scene(
     repeats: int,
 ) -> None:
     """The whole-image captioner (`versions[0]`) against the scene one (`versions[1]`)."""
-    from PIL import Image
-
     from talkative_common.detectors import Detector
 
     whole_v, scene_v = versions
@@ -167,10 +165,7 @@ def run_scene(
             beam_size=np.full(len(images), beam, np.int32),
         )
 
-    def detect(image: bytes) -> np.ndarray:
-        import io
-
-        return detector.detect(Image.open(io.BytesIO(image)).convert("RGB"))
+    detect = detector.detect_photo  # as caption-service reads the photo
 
     rows = []
     for name, data in photos.items():

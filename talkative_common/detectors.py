@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from talkative_common.images import read_image
+
 # The model card's `detections.kinds`, in the order of the kind ids 1, 2, 3...
 KINDS = ("face", "profile_face", "upper_body", "full_body", "cat_face")
 FACE, PROFILE_FACE, UPPER_BODY, FULL_BODY, CAT_FACE = range(1, len(KINDS) + 1)
@@ -230,7 +232,6 @@ class Detector:
         """float32[MAX_DETECTIONS, 6]: [kind, score, x0, y0, x1, y1] rows, best first."""
         gray = _gray(image)
         height, width = gray.shape
-        mirrored = np.ascontiguousarray(gray[:, ::-1])
         found = []
         with self._lock:
             for cascade, classifier in self._classifiers:
@@ -238,10 +239,16 @@ class Detector:
                 if cascade.kind == PROFILE_FACE:
                     # The profile cascade finds faces turned one way only (to the viewer's
                     # left); the mirrored image shows it the faces turned the other way.
+                    mirrored = np.ascontiguousarray(gray[:, ::-1])
                     found.append(
                         self._run(cascade, classifier, mirrored, width, height, mirrored=True)
                     )
         return pad(suppress(np.concatenate(found)))
+
+    def detect_photo(self, data: bytes) -> np.ndarray:
+        """The rows of an encoded photo, read as caption-service reads an upload
+        (`images.read_image`: upright, RGB); InvalidInput for what is no usable photo."""
+        return self.detect(read_image(data))
 
     @staticmethod
     def _run(

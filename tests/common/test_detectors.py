@@ -206,3 +206,16 @@ def test_by_default_only_the_face_and_cat_face_cascades_run() -> None:
     every = Detector(kinds=(FACE, PROFILE_FACE, UPPER_BODY, FULL_BODY, CAT_FACE))
     rows = check_rows(every.detect(on_canvas(lfw_face(0), (240, 120))))
     assert FACE in rows[:, 0]
+
+
+def test_a_photos_bytes_are_read_as_the_service_reads_them(detector: Detector) -> None:
+    import io
+
+    from talkative_common.errors import InvalidInput
+
+    photo = on_canvas(lfw_face(0), (240, 120)).convert("RGB")
+    data = io.BytesIO()
+    photo.save(data, format="PNG")
+    np.testing.assert_array_equal(detector.detect_photo(data.getvalue()), detector.detect(photo))
+    with pytest.raises(InvalidInput):
+        detector.detect_photo(b"no photo at all")

@@ -397,7 +397,7 @@ def test_scene_features_train_export_and_caption_with_detections(
     for name in train_names[:3]:
         data = (data_root / "images" / name).read_bytes()
         # The boxes the feature cache saw: the decoder learnt from scenes with them.
-        boxes = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+        boxes = detector.detect_photo(data)
         out = loaded.signatures["caption_scene"](
             image_bytes=tf.constant([data]),
             detections=tf.constant(boxes[None]),

@@ -8,13 +8,11 @@ figures of the model card and of the closing note.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from tests.training.conftest import committed_captioner
 from training import serving_warmup
@@ -55,7 +53,7 @@ def test_the_cards_exam_is_what_the_committed_graph_says(
     detector = Detector()
     for photo in exam.photos():
         data = photo.load()
-        rows = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+        rows = detector.detect_photo(data)
         got = caption_scene(captioner["loaded"], data, rows)
         assert got == recorded[photo.name]["captions"], photo.name
         assert exam.score(photo, got[0]) == {

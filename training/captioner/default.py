@@ -105,10 +105,9 @@ def _agreement(decoder: Any, vocab: Any, probs: np.ndarray, expected: list[set[s
 def sit_exam(captioner: Any) -> list[dict[str, Any]]:
     """Caption every exam photo (a scene captioner with the cascades' detections, as
     caption-service calls it) and mark the top caption (`exam.score`)."""
-    import io
+    from collections import Counter
 
     import tensorflow as tf
-    from PIL import Image
 
     from talkative_common.detectors import KINDS, Detector
     from training.captioner import exam
@@ -117,20 +116,18 @@ def sit_exam(captioner: Any) -> list[dict[str, Any]]:
     marks = []
     for photo in exam.photos():
         data = photo.load()
-        found: dict[str, int] = {}
+        found: Counter[str] = Counter()
         if detector is None:
             out = captioner.caption(tf.constant([data]))
         else:
-            rows = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
-            for kind in rows[:, 0].astype(int):
-                if kind:
-                    found[KINDS[kind - 1]] = found.get(KINDS[kind - 1], 0) + 1
+            rows = detector.detect_photo(data)
+            found.update(KINDS[kind - 1] for kind in rows[:, 0].astype(int) if kind)
             out = captioner.caption_scene(
                 tf.constant([data]), tf.constant(rows[None]), tf.constant([captioner.beam_size])
             )
         ranked = [c.decode() for c in out["captions"].numpy()[0]]
         mark = exam.score(photo, ranked[0])
-        marks.append({**mark, "captions": ranked, "detections": found})
+        marks.append({**mark, "captions": ranked, "detections": dict(found)})
     return marks
 
 

@@ -150,6 +150,11 @@ def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
     return image
 
 
+def normalise(pixels: tf.Tensor) -> tf.Tensor:
+    """Pixels 0..255 -> the encoder's input scale, (x - 127) / 128 (EfficientNet-Lite)."""
+    return (pixels - 127.0) / 128.0
+
+
 def preprocess(image: tf.Tensor) -> tf.Tensor:
     """uint8 [H, W, 3] -> the encoder's input: centre crop, resize to 224, (x - 127) / 128."""
     shape = tf.shape(image)
@@ -160,7 +165,7 @@ def preprocess(image: tf.Tensor) -> tf.Tensor:
     resized = tf.image.resize(
         tf.cast(crop, tf.float32), [IMAGE_SIZE, IMAGE_SIZE], method="bilinear", antialias=True
     )
-    return (resized - 127.0) / 128.0
+    return normalise(resized)
 
 
 def images_from_bytes(image_bytes: tf.Tensor) -> tf.Tensor:

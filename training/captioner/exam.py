@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -45,7 +45,6 @@ class ExamPhoto:
     name: str
     subjects: tuple[Subject, ...]  # main first
     present: tuple[str, ...]
-    people: int
     load: Callable[[], bytes] = field(repr=False, compare=False)
     source: str = ""
 
@@ -61,27 +60,23 @@ def half_of(name: str) -> str:
 
 _PERSON = ("person", "people", "man", "woman")
 # What each bundled photo holds (offline_photos.PHOTOS gives the main subject's words).
-_BUNDLED: dict[str, tuple[tuple[Subject, ...], tuple[str, ...], int]] = {
+_BUNDLED: dict[str, tuple[tuple[Subject, ...], tuple[str, ...]]] = {
     "astronaut": (
         (Subject("an astronaut", (*_PERSON, "astronaut", "space suit")),),
         (*_PERSON, "astronaut", "space suit", "suit", "flag", "uniform"),
-        1,
     ),
-    "chelsea": ((Subject("a tabby cat", ("cat",)),), ("cat", "tabby cat", "tiger cat"), 0),
+    "chelsea": ((Subject("a tabby cat", ("cat",)),), ("cat", "tabby cat", "tiger cat")),
     "coffee": (
         (Subject("a cup of coffee", ("coffee", "espresso", "cup")),),
         ("coffee", "espresso", "cup", "saucer", "spoon", "table", "drink"),
-        0,
     ),
     "rocket": (
         (Subject("a rocket", ("rocket", "missile", "space shuttle")),),
         ("rocket", "missile", "space shuttle", "launch pad", "tower", "sky"),
-        0,
     ),
     "motorcycle": (
         (Subject("a motorcycle", ("motorcycle", "moped", "scooter", "motorbike")),),
         ("motorcycle", "moped", "scooter", "motorbike", "garage", "room", "wall"),
-        0,
     ),
     "camera": (
         (
@@ -89,9 +84,8 @@ _BUNDLED: dict[str, tuple[tuple[Subject, ...], tuple[str, ...], int]] = {
             Subject("a camera on a tripod", ("camera", "tripod")),
         ),
         (*_PERSON, "photographer", "camera", "tripod", "grass", "field", "coat", "building"),
-        1,
     ),
-    "horse": ((Subject("a horse", ("horse",)),), ("horse", "animal"), 0),
+    "horse": ((Subject("a horse", ("horse",)),), ("horse", "animal")),
     "china": (
         (
             Subject(
@@ -103,17 +97,14 @@ _BUNDLED: dict[str, tuple[tuple[Subject, ...], tuple[str, ...], int]] = {
             *("temple", "palace", "building", "pagoda", "tower", "monastery", "bell tower"),
             *("lake", "lakeshore", "lake shore", "water", "tree", "trees", "sky", "roof"),
         ),
-        0,
     ),
     "flower": (
         (Subject("a flower", ("flower", "daisy")), Subject("a bee", ("bee", "insect", "fly"))),
         ("flower", "daisy", "bee", "insect", "fly", "petals", "leaves"),
-        0,
     ),
     "grace_hopper": (
         (Subject("Grace Hopper", _PERSON),),
         (*_PERSON, "uniform", "military uniform"),
-        1,
     ),
 }
 
@@ -121,12 +112,12 @@ _BUNDLED: dict[str, tuple[tuple[Subject, ...], tuple[str, ...], int]] = {
 def _bundled() -> list[ExamPhoto]:
     out = []
     for photo in offline_photos.PHOTOS:
-        subjects, present, people = _BUNDLED[photo.name]
+        subjects, present = _BUNDLED[photo.name]
 
         def load(p: offline_photos.Photo = photo) -> bytes:
             return offline_photos.as_bytes(p, "JPEG")
 
-        out.append(ExamPhoto(photo.name, subjects, present, people, load, "bundled"))
+        out.append(ExamPhoto(photo.name, subjects, present, load, "bundled"))
     return out
 
 
@@ -146,7 +137,6 @@ def _packaged(directory: Path) -> list[ExamPhoto]:
                     Subject(s["what"], tuple(a.lower() for a in s["accepted"])) for s in subjects
                 ),
                 tuple(w.lower() for w in entry["present"]),
-                int(entry.get("people", 0)),
                 path.read_bytes,
                 f"{source.get('kind', '?')}:{source.get('package', '?')}",
             )
@@ -159,11 +149,6 @@ def photos(directory: Path = EXAM_DIR) -> tuple[ExamPhoto, ...]:
     return tuple(_bundled() + _packaged(directory))
 
 
-def _mentions(caption: str, words: Iterable[str]) -> bool:
-    text = " " + " ".join(caption.lower().replace(".", " ").replace(",", " ").split()) + " "
-    return any(f" {w} " in text for w in words)
-
-
 def score(photo: ExamPhoto, caption: str) -> dict[str, Any]:
     """One photo's marks for its top caption."""
     named = named_things(caption)
@@ -174,12 +159,14 @@ def score(photo: ExamPhoto, caption: str) -> dict[str, Any]:
         "source": photo.source,
         "caption": caption,
         "subjects": [s.what for s in photo.subjects],
-        "names_main": _mentions(caption, photo.subjects[0].accepted),
+        "names_main": offline_photos.mentions(caption, photo.subjects[0].accepted),
         "named": named,
         "absent": absent,
     }
     if len(photo.subjects) >= 2:
-        result["names_two"] = all(_mentions(caption, s.accepted) for s in photo.subjects[:2])
+        result["names_two"] = all(
+            offline_photos.mentions(caption, s.accepted) for s in photo.subjects[:2]
+        )
     return result
 
 

@@ -28,14 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
+from talkative_common.detectors import KINDS, MAX_DETECTIONS, ROW_SIZE
 from training.captioner.decoder import FEATURE_KINDS, DecoderStep, decode, encoder_features
 from training.captioner.encoder import images_from_bytes
-from training.captioner.scene import (
-    DETECTION_KINDS,
-    MAX_DETECTIONS,
-    SceneEncoder,
-    no_detections,
-)
+from training.captioner.scene import SceneEncoder, no_detections
 from training.captioner.vocab import WordVocab
 
 DEFAULT_BEAM_SIZE = 3  # Show and Tell's
@@ -85,7 +81,7 @@ class Captioner(tf.Module):
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string, name="image_bytes"),
-            tf.TensorSpec([None, MAX_DETECTIONS, 6], tf.float32, name="detections"),
+            tf.TensorSpec([None, MAX_DETECTIONS, ROW_SIZE], tf.float32, name="detections"),
             tf.TensorSpec([None], tf.int32, name="beam_size"),
         ]
     )
@@ -189,7 +185,7 @@ def export_captioner(
         full_card["detections"] = {
             "signature": SCENE_SIGNATURE,
             "max": MAX_DETECTIONS,
-            "kinds": list(DETECTION_KINDS),
+            "kinds": list(KINDS),
         }
     (extra / "model_card.json").write_text(
         json.dumps(full_card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

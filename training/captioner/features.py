@@ -118,19 +118,16 @@ def _encode_fn(encoder: keras.Model, kind: str) -> Callable[[tf.Tensor], tf.Tens
 def _scene_fn(encoder: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     """Scene vectors (`scene.py`), with the people and cat faces the cascades find in each
     image, as caption-service finds them when it serves the captioner."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
     from talkative_common.detectors import Detector, empty_detections
-    from training.captioner.scene import MAX_DETECTIONS, SceneEncoder
+    from talkative_common.errors import InvalidInput
+    from training.captioner.scene import MAX_DETECTIONS, ROW_SIZE, SceneEncoder
 
     scene, detector = SceneEncoder(encoder), Detector()
 
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string),
-            tf.TensorSpec([None, MAX_DETECTIONS, 6], tf.float32),
+            tf.TensorSpec([None, MAX_DETECTIONS, ROW_SIZE], tf.float32),
         ]
     )
     def encode_scene(image_bytes: tf.Tensor, detections: tf.Tensor) -> tf.Tensor:
@@ -138,8 +135,8 @@ def _scene_fn(encoder: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
 
     def detect(blob: bytes) -> np.ndarray:
         try:
-            return detector.detect(Image.open(io.BytesIO(blob)).convert("RGB"))
-        except (UnidentifiedImageError, OSError):
+            return detector.detect_photo(blob)
+        except InvalidInput:
             return empty_detections()  # TensorFlow's decoder names the bad file next
 
     def encode(image_bytes: tf.Tensor) -> tf.Tensor:

@@ -286,6 +286,11 @@ def class_names() -> tuple[str, ...]:
     return tuple(imagenet_class_names())
 
 
+def group_named(name: str) -> Group:
+    """The caption group called `name` ("furniture")."""
+    return next(g for g in GROUPS if g.name == name)
+
+
 @cache
 def group_of() -> dict[int, Group]:
     """Class index -> its group; classes in no group are plain objects."""

@@ -8,7 +8,7 @@ passes when it contains one of the accepted words.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,9 +96,14 @@ def as_bytes(photo: Photo, fmt: str = "PNG") -> bytes:
     return out.getvalue()
 
 
+def mentions(caption: str, words: Iterable[str]) -> bool:
+    """Whether the caption contains one of `words` (whole words, any case)."""
+    text = " " + " ".join(caption.lower().replace(".", " ").replace(",", " ").split()) + " "
+    return any(f" {w} " in text for w in words)
+
+
 def names_subject(caption: str, photo: Photo) -> bool:
-    words = " ".join(caption.lower().replace(".", " ").replace(",", " ").split())
-    return any(f" {w} " in f" {words} " for w in photo.accepted)
+    return mentions(caption, photo.accepted)
 
 
 def main(argv: list[str] | None = None) -> int:

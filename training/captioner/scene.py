@@ -38,15 +38,21 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
+from talkative_common.detectors import (
+    CAT_FACE,
+    FACE,
+    FULL_BODY,
+    MAX_DETECTIONS,
+    PROFILE_FACE,
+    ROW_SIZE,
+    UPPER_BODY,
+)
 from training.captioner import imagenet_captions as ic
+from training.captioner.encoder import IMAGE_SIZE, decode_image, normalise, preprocess
 
 NUM_CLASSES = ic.NUM_CLASSES
 REGION_SIZE = 320  # the photo squashed to this square: a 10 x 10 feature map
 WINDOW, WINDOW_STRIDE, GRID = 6, 2, 3  # 3 x 3 windows of 6 x 6 cells
-MAX_DETECTIONS = 16
-# Detection kinds (talkative_common/detectors.py): 0 marks an empty row.
-FACE, PROFILE_FACE, UPPER_BODY, FULL_BODY, CAT_FACE = 1, 2, 3, 4, 5
-DETECTION_KINDS = ("face", "profile_face", "upper_body", "full_body", "cat_face")
 # A region's best unrelated class names a second subject from this probability on.
 SECOND_MIN = 0.3
 # A face, body or cat-face box counts from this score (detectors.py: 1 - exp(-(n - min) / 10)
@@ -72,7 +78,7 @@ WATER_CLASSES = (973, 975, 977, 978, 460, 536, 449)  # reef, lakeshore, sandbar,
 # Furniture and what stands in rooms: a couch, a bookcase, a television, a desk...
 INDOOR_CLASSES = tuple(
     sorted(
-        {*ic.GROUPS[[g.name for g in ic.GROUPS].index("furniture")].members}
+        {*ic.group_named("furniture").members}
         | {527, 598, 619, 624, 664, 721, 750, 753, 762, 846, 851, 884, 905}
     )
 )
@@ -118,17 +124,15 @@ def related_classes() -> np.ndarray:
     return key[:, None] == key[None, :]
 
 
-def never_second() -> np.ndarray:
-    """bool [1000]: classes never named as a second subject (landscapes are places)."""
-    out = np.zeros(NUM_CLASSES, bool)
-    out[list(LANDSCAPES)] = True
-    return out
-
-
 def _mask(indices: tuple[int, ...]) -> np.ndarray:
     out = np.zeros(NUM_CLASSES, np.float32)
     out[list(indices)] = 1.0
     return out
+
+
+def never_second() -> np.ndarray:
+    """bool [1000]: classes never named as a second subject (landscapes are places)."""
+    return _mask(LANDSCAPES).astype(bool)
 
 
 def window_slices(cells: int = REGION_SIZE // 32) -> list[tuple[int, int]]:
@@ -138,7 +142,7 @@ def window_slices(cells: int = REGION_SIZE // 32) -> list[tuple[int, int]]:
 
 
 class SceneBuilder:
-    """The in-graph scene: a tf.Module part of the captioner (its tables are constants)."""
+    """The in-graph scene, built inside the captioner's signatures (its tables are constants)."""
 
     def __init__(self) -> None:
         self.related = tf.constant(related_classes())
@@ -221,7 +225,6 @@ class SceneBuilder:
 def scene_images(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """string [B] -> (the encoder's centre crop [B, 224, 224, 3], normalised; the whole
     photo squashed to [B, 320, 320, 3], 0..255), each photo decoded once."""
-    from training.captioner.encoder import IMAGE_SIZE, decode_image, preprocess
 
     def one(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = decode_image(data)
@@ -255,7 +258,7 @@ class SceneEncoder:
 
     def __call__(self, image_bytes: tf.Tensor, detections: tf.Tensor) -> tf.Tensor:
         crop, small = scene_images(image_bytes)
-        feature_map = self.encoder((small - 127.0) / 128.0, training=False)["map"]
+        feature_map = self.encoder(normalise(small), training=False)["map"]
         regions = self.builder.regions(feature_map, self.classifier)
         # The centre crop at the size the classifier was trained at names the main subject
         # best: on the design photos, the regions' mean or the whole map's pooled features
@@ -266,4 +269,4 @@ class SceneEncoder:
 
 def no_detections(image_bytes: tf.Tensor) -> tf.Tensor:
     """Empty detections for each photo: what callers without the cascades send."""
-    return tf.zeros([tf.shape(image_bytes)[0], MAX_DETECTIONS, 6], tf.float32)
+    return tf.zeros([tf.shape(image_bytes)[0], MAX_DETECTIONS, ROW_SIZE], tf.float32)

@@ -41,7 +41,7 @@ FLYING_GROUPS = ("aircraft",)
 FLYING_CLASSES = (21, 405, 417, 701)  # a kite (the bird), an airship, a balloon, a parachute
 # Second subjects one is "on": furniture, tables, benches, beds, rugs, carts...
 SURFACES = (
-    *ic.GROUPS[[g.name for g in ic.GROUPS].index("furniture")].members,
+    *ic.group_named("furniture").members,
     532,  # dining table
     703,  # park bench
     741,  # prayer rug

@@ -32,8 +32,8 @@ CATS_OTHERWISE = (0.96, 0.03, 0.01)
 class SceneSampler:
     def __init__(self, table: synthetic.ClassTable) -> None:
         self.table = table
-        self.related = sc.related_classes()
-        self.never = sc.never_second()
+        # [1000, 1000]: the classes that may be a second subject beside each main class.
+        self.allowed = ~sc.related_classes() & ~sc.never_second()[None, :]
         groups = ic.group_of()
         self.person_class = np.array(
             [groups[c].name in rules.PERSON_GROUPS for c in range(ic.NUM_CLASSES)]
@@ -45,11 +45,11 @@ class SceneSampler:
         out = np.zeros(sc.SCENE_DIM, np.float32)
         out[sc.MAIN] = synthetic.sample_posterior(rng, main, self.table)
         if rng.random() < SECOND_RATE:
-            allowed = np.flatnonzero(~self.related[main] & ~self.never)
-            second = int(rng.choice(allowed))
+            allowed = self.allowed[main]
+            second = int(rng.choice(np.flatnonzero(allowed)))
             region = synthetic.sample_posterior(rng, second, self.table)
             # The graph's masking: the main class's relatives and landscapes removed.
-            region = region * (~self.related[main] & ~self.never)
+            region = region * allowed
             strength = float(region.max())
             if strength >= sc.SECOND_MIN:
                 out[sc.SECOND] = region / region.sum()

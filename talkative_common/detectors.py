@@ -51,14 +51,24 @@ MAX_SIDE = 320
 # copy, 22 ms and 39 faces. The cascades are most of what the scene captioner adds to a
 # caption (issue 20's budget: 3x the whole-image captioner, about 27 ms here).
 SCALE_FACTOR = 1.3
+# The scene captioner counts a face, body or cat-face box from this score on (about 7
+# agreeing neighbours beyond the cascade's minimum, see _score); weaker boxes are left out
+# of its counts (their best score is still in its vector).
+DETECTION_MIN = 0.5
 # Same-kind boxes overlapping more than this are one object (the best one stays); a profile
 # face overlapping a frontal face more than this is that frontal face seen by the wrong cascade.
 IOU_THRESHOLD = 0.3
+
+
 # The score's squash (see _score): a detection with this many neighbours beyond the
 # minimum scores 1 - 1/e (0.63). Ten at OpenCV's default step of 1.1; a coarser step has
 # fewer scales overlapping a face, so fewer neighbours (about in proportion to
 # 1 / ln(step)), and the scale follows, to keep a score's meaning.
-SCORE_SCALE = 10.0 * math.log(1.1) / math.log(SCALE_FACTOR)
+def score_scale(scale_factor: float) -> float:
+    return 10.0 * math.log(1.1) / math.log(scale_factor)
+
+
+SCORE_SCALE = score_scale(SCALE_FACTOR)
 
 
 @dataclass(frozen=True)
@@ -169,8 +179,8 @@ def pad(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _score(neighbours: np.ndarray, min_neighbors: int) -> np.ndarray:
-    """A detection's neighbour count as a score in (0, 1): 1 - exp(-(n - min) / SCORE_SCALE).
+def _score(neighbours: np.ndarray, min_neighbors: int, scale: float = SCORE_SCALE) -> np.ndarray:
+    """A detection's neighbour count as a score in (0, 1): 1 - exp(-(n - min) / scale).
 
     The neighbour count (how many overlapping windows, across positions and scales, the
     cascade accepted and OpenCV merged into this box) is the quantity OpenCV itself accepts
@@ -182,17 +192,17 @@ def _score(neighbours: np.ndarray, min_neighbors: int) -> np.ndarray:
     across kinds. Monotone: more neighbours, higher score.
     """
     excess = np.maximum(np.asarray(neighbours, np.float64).reshape(-1) - min_neighbors, 0)
-    return (1.0 - np.exp(-excess / SCORE_SCALE)).astype(np.float32)
+    return (1.0 - np.exp(-excess / scale)).astype(np.float32)
 
 
-def _gray(image: Image.Image) -> np.ndarray:
-    """A grayscale copy, its longer side at most MAX_SIDE, histogram-equalised (uint8)."""
+def _gray(image: Image.Image, max_side: int = MAX_SIDE) -> np.ndarray:
+    """A grayscale copy, its longer side at most max_side, histogram-equalised (uint8)."""
     import cv2
 
     gray = image.convert("L")
     longest = max(gray.size)
-    if longest > MAX_SIDE:
-        scale = MAX_SIDE / longest
+    if longest > max_side:
+        scale = max_side / longest
         size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
         gray = gray.resize(size, Image.Resampling.BILINEAR)  # antialiased in Pillow
     return np.asarray(cv2.equalizeHist(np.asarray(gray, np.uint8)))
@@ -212,13 +222,24 @@ class Detector:
     """
 
     def __init__(
-        self, directory: Path | None = None, kinds: tuple[int, ...] = DEFAULT_KINDS
+        self,
+        directory: Path | None = None,
+        kinds: tuple[int, ...] = DEFAULT_KINDS,
+        *,
+        max_side: int = MAX_SIDE,
+        scale_factor: float = SCALE_FACTOR,
     ) -> None:
+        """max_side and scale_factor: the served values unless a comparison (bench/detectors.py)
+        asks for others; the score's scale follows the step (score_scale)."""
         import cv2
         import cv2.data
 
+        if max_side < 24 or not scale_factor > 1.0:
+            raise ValueError(f"max_side >= 24 and scale_factor > 1, got {max_side}, {scale_factor}")
         root = Path(directory or cv2.data.haarcascades)
         self.kinds = kinds
+        self.max_side, self.scale_factor = max_side, scale_factor
+        self._score_scale = score_scale(scale_factor)
         self._classifiers: list[tuple[Cascade, Any]] = []
         for cascade in (c for c in CASCADES if c.kind in kinds):
             path = root / cascade.filename
@@ -230,7 +251,7 @@ class Detector:
 
     def detect(self, image: Image.Image) -> np.ndarray:
         """float32[MAX_DETECTIONS, 6]: [kind, score, x0, y0, x1, y1] rows, best first."""
-        gray = _gray(image)
+        gray = _gray(image, self.max_side)
         height, width = gray.shape
         found = []
         with self._lock:
@@ -250,8 +271,8 @@ class Detector:
         (`images.read_image`: upright, RGB); InvalidInput for what is no usable photo."""
         return self.detect(read_image(data))
 
-    @staticmethod
     def _run(
+        self,
         cascade: Cascade,
         classifier: Any,
         gray: np.ndarray,
@@ -268,7 +289,7 @@ class Detector:
             return np.zeros((0, ROW_SIZE), np.float32)
         boxes, neighbours = classifier.detectMultiScale2(
             gray,
-            scaleFactor=SCALE_FACTOR,
+            scaleFactor=self.scale_factor,
             minNeighbors=cascade.min_neighbors,
             minSize=min_size,
         )
@@ -277,5 +298,5 @@ class Detector:
         boxes = np.asarray(boxes).reshape(-1, 4)
         if mirrored:
             boxes = mirror_boxes(boxes, width)
-        scores = _score(np.asarray(neighbours), cascade.min_neighbors)
+        scores = _score(np.asarray(neighbours), cascade.min_neighbors, self._score_scale)
         return to_rows(cascade.kind, boxes, scores, width, height)

@@ -20,8 +20,10 @@ from talkative_common.detectors import (
     FULL_BODY,
     KINDS,
     MAX_DETECTIONS,
+    MAX_SIDE,
     PROFILE_FACE,
     ROW_SIZE,
+    SCALE_FACTOR,
     UPPER_BODY,
     Detector,
     iou,
@@ -219,3 +221,17 @@ def test_a_photos_bytes_are_read_as_the_service_reads_them(detector: Detector) -
     np.testing.assert_array_equal(detector.detect_photo(data.getvalue()), detector.detect(photo))
     with pytest.raises(InvalidInput):
         detector.detect_photo(b"no photo at all")
+
+
+def test_the_copy_size_and_the_step_are_options_for_comparisons() -> None:
+    """bench/detectors.py weighs other copy sizes and steps against the served ones."""
+    served = Detector()
+    assert (served.max_side, served.scale_factor) == (MAX_SIDE, SCALE_FACTOR)
+    photo = on_canvas(lfw_face(0, 120), (240, 120))  # 60 px on the served 320 px copy
+    assert FACE in check_rows(served.detect(photo))[:, 0]
+    # A 160 px copy halves it: 30 px of a tight crop, which the 24 px window misses.
+    assert not check_rows(Detector(max_side=160).detect(photo)).size
+    assert FACE in check_rows(Detector(scale_factor=1.1).detect(photo))[:, 0]
+    for bad in ({"max_side": 16}, {"scale_factor": 1.0}, {"scale_factor": float("nan")}):
+        with pytest.raises(ValueError):
+            Detector(**bad)

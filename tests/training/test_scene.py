@@ -4,6 +4,9 @@ synthetic_scenes.py, exam.py)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -216,3 +219,21 @@ def test_exam_marks_absent_things_per_photo() -> None:
     summary = exam.summary([good, bad])
     assert summary["test"]["photos"] == 2 and summary["test"]["absent_things"] == 1
     assert summary["test"]["photos_with_absent_things"] == ["camera"]
+
+
+def test_new_exam_marks_are_written_into_a_card_that_carries_an_exam(tmp_path: Path) -> None:
+    version = tmp_path / "2"
+    (version / "assets.extra").mkdir(parents=True)
+    card = version / "assets.extra" / "model_card.json"
+    marks = [
+        {**exam.score(p, "a cat on the grass."), "captions": ["a cat on the grass."]}
+        for p in exam.photos()
+    ]
+    card.write_text(json.dumps({"name": "c", "evaluation": {"exam": {}, "exam_photos": []}}))
+    assert exam.write_card(version, marks)
+    evaluation = json.loads(card.read_text())["evaluation"]
+    assert evaluation["exam"] == exam.summary(marks) and evaluation["exam_photos"] == marks
+    assert evaluation["exam_sat"]["photos"] == len(exam.photos())
+    card.write_text(json.dumps({"name": "v1", "evaluation": {"bleu": 0.1}}))
+    assert not exam.write_card(version, marks)  # a card without an exam is left alone
+    assert json.loads(card.read_text()) == {"name": "v1", "evaluation": {"bleu": 0.1}}

@@ -8,6 +8,8 @@ figures of the model card and of the closing note.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,20 +47,14 @@ def boxes(*rows: list[float]) -> np.ndarray:
 def test_the_cards_exam_is_what_the_committed_graph_says(
     captioner: dict[str, Any], record_property: Any
 ) -> None:
-    from talkative_common.detectors import Detector
-
+    # Sat as `python -m training.captioner.exam` sits it: the cascades, then caption_scene.
     card = captioner["card"]
     recorded = {m["photo"]: m for m in card["evaluation"]["exam_photos"]}
     assert set(recorded) == {p.name for p in exam.photos()}
-    detector = Detector()
-    for photo in exam.photos():
-        data = photo.load()
-        rows = detector.detect_photo(data)
-        got = caption_scene(captioner["loaded"], data, rows)
-        assert got == recorded[photo.name]["captions"], photo.name
-        assert exam.score(photo, got[0]) == {
-            k: v for k, v in recorded[photo.name].items() if k not in ("captions", "detections")
-        }
+    caption, detections = exam.exported(captioner["path"])
+    assert detections
+    for mark in exam.sit(caption, detections=True):
+        assert mark == recorded[mark["photo"]], mark["photo"]
     summary = exam.summary(list(recorded.values()))
     assert summary == card["evaluation"]["exam"]
     for half in exam.HALVES:  # the exam's figures, in the summary at the end of every run
@@ -69,6 +65,25 @@ def test_the_cards_exam_is_what_the_committed_graph_says(
             f"both of two subjects {s['names_two']}/{s['two_subject_photos']}, "
             f"{s['absent_things']} absent things named in {s['photos_with_absent_things']}",
         )
+
+
+def test_the_exam_command_sits_version_1_without_detections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Version 1 has no caption_scene: the command sits it through serving_default, which
+    # is how the card's comparison with version 1 (docs/captioner.md) is measured.
+    v1 = committed_captioner(1)["path"]
+    exam.main(["--model", str(v1), "--json", str(tmp_path / "marks.json")])
+    result = json.loads((tmp_path / "marks.json").read_text())[str(v1)]
+    marks = result["marks"]
+    assert [m["photo"] for m in marks] == [p.name for p in exam.photos()]
+    assert all(m["detections"] == {} and m["caption"] == m["captions"][0] for m in marks)
+    assert result["summary"] == exam.summary(marks)
+    printed = capsys.readouterr().out
+    for m in marks:
+        assert f"{m['photo']:22s} {m['caption']!r:60s}" in printed
+    for half, s in result["summary"].items():
+        assert f"{half:6s}: main subject {s['names_main']}/{s['photos']}," in printed
 
 
 def test_card_lists_vocabulary_rules_detections_and_limits(captioner: dict[str, Any]) -> None:

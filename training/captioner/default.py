@@ -103,32 +103,22 @@ def _agreement(decoder: Any, vocab: Any, probs: np.ndarray, expected: list[set[s
 
 
 def sit_exam(captioner: Any) -> list[dict[str, Any]]:
-    """Caption every exam photo (a scene captioner with the cascades' detections, as
-    caption-service calls it) and mark the top caption (`exam.score`)."""
-    from collections import Counter
-
+    """Caption every exam photo with the in-memory captioner (a scene captioner with the
+    cascades' detections, as caption-service calls it) and mark the top caption."""
     import tensorflow as tf
 
-    from talkative_common.detectors import KINDS, Detector
     from training.captioner import exam
 
-    detector = Detector() if captioner.scene is not None else None
-    marks = []
-    for photo in exam.photos():
-        data = photo.load()
-        found: Counter[str] = Counter()
-        if detector is None:
+    def caption(data: bytes, rows: Any) -> list[str]:
+        if rows is None:
             out = captioner.caption(tf.constant([data]))
         else:
-            rows = detector.detect_photo(data)
-            found.update(KINDS[kind - 1] for kind in rows[:, 0].astype(int) if kind)
             out = captioner.caption_scene(
                 tf.constant([data]), tf.constant(rows[None]), tf.constant([captioner.beam_size])
             )
-        ranked = [c.decode() for c in out["captions"].numpy()[0]]
-        mark = exam.score(photo, ranked[0])
-        marks.append({**mark, "captions": ranked, "detections": dict(found)})
-    return marks
+        return [c.decode() for c in out["captions"].numpy()[0]]
+
+    return exam.sit(caption, detections=captioner.scene is not None)
 
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,10 +238,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         features=args.features,
     )
     marks = sit_exam(captioner)
-    for m in marks:
-        flag = "ok" if m["names_main"] else "MISS"
-        extra = f" absent: {', '.join(m['absent'])}" if m["absent"] else ""
-        print(f"{m['half']:6s} {m['photo']:22s} {m['caption']!r:60s} {flag}{extra}")
+    exam.print_marks(marks)
     exam_summary = exam.summary(marks)
     bundled = [m for m in marks if m["source"] == "bundled"]
     metrics = {

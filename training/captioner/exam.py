@@ -15,22 +15,33 @@ word a caption could truthfully use about it. The scores (`score`):
 - for photos with two subjects, it names both;
 - every thing the caption names (`scene_captions.named_things`) is present; those
   that are not are counted, per photo, as errors.
+
+`python -m training.captioner.exam --model serving/models/captioner/1 --model ...`
+sits the exam with exported versions, as caption-service would call them, and prints
+each photo's top caption and marks, then each half's figures per model.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from talkative_common.cli import command_parser
 from training.captioner import offline_photos
 from training.captioner.scene_captions import named_things, supported
 
+if TYPE_CHECKING:
+    import numpy as np
+
 EXAM_DIR = Path(__file__).parent / "exam_photos"
+MODELS = Path(__file__).resolve().parents[2] / "serving" / "models" / "captioner"
 HALVES = ("design", "test")
 
 
@@ -186,3 +197,137 @@ def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "photos_with_absent_things": [m["photo"] for m in rows if m["absent"]],
         }
     return out
+
+
+# (photo bytes, its detection rows or None) -> the ranked captions.
+CaptionFn = Callable[[bytes, "np.ndarray | None"], list[str]]
+
+
+def sit(caption: CaptionFn, *, detections: bool) -> list[dict[str, Any]]:
+    """Caption every exam photo and mark the top caption (`score`). With `detections`,
+    the cascades run on each photo first, as caption-service runs them, and the rows go
+    to the captioner; the kinds found are kept with the marks."""
+    from talkative_common.detectors import KINDS, Detector
+
+    detector = Detector() if detections else None
+    marks = []
+    for photo in photos():
+        data = photo.load()
+        found: Counter[str] = Counter()
+        rows = None
+        if detector is not None:
+            rows = detector.detect_photo(data)
+            found.update(KINDS[kind - 1] for kind in rows[:, 0].astype(int) if kind)
+        ranked = caption(data, rows)
+        marks.append({**score(photo, ranked[0]), "captions": ranked, "detections": dict(found)})
+    return marks
+
+
+def exported(version: Path) -> tuple[CaptionFn, bool]:
+    """An exported captioner version as caption-service calls it: `caption_scene` with
+    the cascades' rows when its card asks for detections, `serving_default` otherwise."""
+    import tensorflow as tf
+
+    card = json.loads((version / "assets.extra" / "model_card.json").read_text())
+    loaded = tf.saved_model.load(str(version))
+    beam = int(card["beam_size"])
+
+    def ranked(out: dict[str, Any]) -> list[str]:
+        return [c.decode() for c in out["captions"].numpy()[0]]
+
+    if "detections" in card:
+        scene = loaded.signatures[card["detections"]["signature"]]
+
+        def caption_scene(data: bytes, rows: np.ndarray | None) -> list[str]:
+            assert rows is not None
+            return ranked(
+                scene(
+                    image_bytes=tf.constant([data]),
+                    detections=tf.constant(rows[None], tf.float32),
+                    beam_size=tf.constant([beam]),
+                )
+            )
+
+        return caption_scene, True
+    plain = loaded.signatures["serving_default"]
+    return (lambda data, _rows: ranked(plain(image_bytes=tf.constant([data])))), False
+
+
+def print_marks(marks: Sequence[dict[str, Any]]) -> None:
+    for m in marks:
+        flag = "ok" if m["names_main"] else "MISS"
+        if "names_two" in m:
+            flag += " both" if m["names_two"] else " one of two"
+        extra = f" absent: {', '.join(m['absent'])}" if m["absent"] else ""
+        print(f"{m['half']:6s} {m['photo']:22s} {m['caption']!r:60s} {flag}{extra}")
+
+
+def write_card(version: Path, marks: list[dict[str, Any]]) -> bool:
+    """Replace the exam in a version's card by these marks; False when it carries none."""
+    from datetime import UTC, datetime
+
+    path = version / "assets.extra" / "model_card.json"
+    card = json.loads(path.read_text(encoding="utf-8"))
+    evaluation = card.get("evaluation", {})
+    if "exam" not in evaluation:
+        return False
+    evaluation["exam"] = summary(marks)
+    evaluation["exam_photos"] = marks
+    evaluation["exam_sat"] = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "by": "python -m training.captioner.exam --write-card",
+        "photos": len(marks),
+    }
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Sit the captioner's exam (the design and test halves of the bundled and packaged
+    photos) with exported captioner versions, and print each photo's top caption and
+    marks, then per half: main subject named, both of two subjects named, things named
+    that the photo does not hold."""
+    parser = command_parser(main, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        help="an exported captioner version directory; repeat to compare "
+        f"(default: every version under {MODELS.relative_to(MODELS.parents[2])})",
+    )
+    parser.add_argument("--json", type=Path, help="also write every mark here, per model")
+    parser.add_argument(
+        "--write-card",
+        action="store_true",
+        help="write the new marks and figures into the card of each version whose card "
+        "carries an exam (evaluation.exam), with the date: for when photos join the exam "
+        "after the version was trained (the weights and graph are left as they are)",
+    )
+    args = parser.parse_args(argv)
+    versions = args.model or sorted(
+        (p for p in MODELS.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+    )
+    results: dict[str, Any] = {}
+    for version in versions:
+        print(f"== {version}")
+        caption, detections = exported(version)
+        marks = sit(caption, detections=detections)
+        print_marks(marks)
+        results[str(version)] = {"marks": marks, "summary": summary(marks)}
+        if args.write_card:
+            write_card(version, marks)
+    print()
+    for name, result in results.items():
+        for half, s in result["summary"].items():
+            print(
+                f"{name} {half:6s}: main subject {s['names_main']}/{s['photos']}, "
+                f"both of two {s['names_two']}/{s['two_subject_photos']}, "
+                f"{s['absent_things']} absent things in "
+                f"{len(s['photos_with_absent_things'])} photos"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

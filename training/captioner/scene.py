@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from talkative_common.detectors import (
     CAT_FACE,
+    DETECTION_MIN,
     FACE,
     FULL_BODY,
     MAX_DETECTIONS,
@@ -55,10 +56,6 @@ REGION_SIZE = 320  # the photo squashed to this square: a 10 x 10 feature map
 WINDOW, WINDOW_STRIDE, GRID = 6, 2, 3  # 3 x 3 windows of 6 x 6 cells
 # A region's best unrelated class names a second subject from this probability on.
 SECOND_MIN = 0.3
-# A face, body or cat-face box counts from this score (detectors.py: 1 - exp(-(n - min) / 10)
-# for a box with n agreeing neighbours, so about 7 neighbours beyond the cascade's minimum);
-# weaker boxes are left out of the counts (their best score is still in the vector).
-DETECTION_MIN = 0.5
 
 # The scene vector.
 MAIN = slice(0, NUM_CLASSES)

@@ -16,7 +16,8 @@ CORPUS_en := kjv_en
 CORPUS_fr := segond_fr
 
 .PHONY: help install system-deps corpora run test lint typecheck unit bench models protos locks \
-	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner captioner-v1 train-gpt2-en-continued export-gpt2-en-continued clean \
+	train-char-lstm-en train-char-lstm-fr export-char-lstm-en export-char-lstm-fr captioner captioner-v1 train-gpt2-en-continued export-gpt2-en-continued \
+	train-gpt2-en-continued2 export-gpt2-en-continued2 clean \
 	train-gpt2-en train-gpt2-fr train-gpt2-es export-gpt2-en export-gpt2-fr export-gpt2-es \
 	secrets pin-images compose-v2
 
@@ -172,22 +173,24 @@ export-char-lstm-en export-char-lstm-fr: export-char-lstm-%: install ## export r
 # genre), context 512, seed 1234, resumable (re-running the target continues the run).
 # GPT2_RECIPE=cpu is sized for two CPU cores: 8,192 tokens a step, about 4 s of one core
 # each on an idle machine (500 steps: about 35 minutes on a core of its own, 1.5 to 2 hours
-# on a busy machine). GPT2_RECIPE=gpu: a larger shape and far more tokens, for a GPU host
+# on a busy machine; French's 1,000 took 106 minutes beside another run, about 5.5 s a step,
+# within the two hours a default may take). GPT2_RECIPE=gpu: a larger shape and far more tokens, for a GPU host
 # (bfloat16 compute is automatic there). The card records the recipe.
 GPT2_RECIPE ?= cpu
 GPT2_ARGS_cpu := --preset laptop --context 512 --batch-size 16 --lr 2e-3 --warmup-steps 40 \
 	--eval-every 50 --eval-tokens 20000 --seed 1234 --threads 1  # one core each: two languages side by side
 GPT2_STEPS_cpu_en := 500
-GPT2_STEPS_cpu_fr := 450
+GPT2_STEPS_cpu_fr := 1000
 GPT2_STEPS_cpu_es := 400
 GPT2_ARGS_gpu := --preset medium-laptop --batch-size 64 --lr 1e-3 --warmup-steps 200 \
 	--eval-every 250 --eval-tokens 100000 --seed 1234
 GPT2_STEPS_gpu_en := 6000
 GPT2_STEPS_gpu_fr := 5000
 GPT2_STEPS_gpu_es := 4000
-# The version each export writes: English and French had version 1 (KJV, Segond alone).
+# The version each export writes: English and French had version 1 (KJV, Segond alone;
+# gpt2_fr 2 is version 1 re-exported with the sliding window and the controls).
 GPT2_VERSION_en ?= 2
-GPT2_VERSION_fr ?= 2
+GPT2_VERSION_fr ?= 3
 GPT2_VERSION_es ?= 1
 
 train-gpt2-en train-gpt2-fr train-gpt2-es: train-gpt2-%: install corpora ## train a GPT-2 default (GPT2_RECIPE=cpu|gpu); resumes if interrupted
@@ -203,21 +206,29 @@ export-gpt2-en export-gpt2-fr export-gpt2-es: export-gpt2-%: install ## export r
 	cp runs/gpt2_styled_$*_$(GPT2_RECIPE)/loss_curve.png serving/models/gpt2_$*/$(GPT2_VERSION_$*)/assets.extra/
 	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_$*/$(GPT2_VERSION_$*)/batching_params.pbtxt
 
-# gpt2_en version 3: version 2's run (GPT2_RECIPE=cpu) continued for 700 more steps from its
-# best weights (training.gpt2.train --init-from), with another seed so that it reads other
-# windows, and a lower peak learning rate; its card records both runs.
-GPT2_CONTINUE_en := --init-from runs/gpt2_styled_en_cpu --lr 1e-3 --warmup-steps 20 --seed 1235 --steps 700
-train-gpt2-en-continued: train-gpt2-en ## gpt2_en version 3: version 2's run, 700 steps more (resumable)
+# gpt2_en versions 3 and 4: version 2's run (GPT2_RECIPE=cpu) continued from its best weights
+# (training.gpt2.train --init-from), then that run continued again, each with another seed
+# (so it reads other windows) and a lower peak learning rate; each card records its chain.
+GPT2_FROM_continued := runs/gpt2_styled_en_cpu
+GPT2_FROM_continued2 := runs/gpt2_styled_en_cpu_continued
+GPT2_CONTINUE_continued := --lr 1e-3 --warmup-steps 20 --seed 1235 --steps 700
+GPT2_CONTINUE_continued2 := --lr 8e-4 --warmup-steps 20 --seed 1236 --steps 800
+GPT2_VERSION_continued := 3
+GPT2_VERSION_continued2 := 4
+train-gpt2-en-continued: train-gpt2-en
+train-gpt2-en-continued2: train-gpt2-en-continued
+train-gpt2-en-continued train-gpt2-en-continued2: train-gpt2-en-%: install corpora ## gpt2_en version 3 (700 steps after version 2) or 4 (800 after 3); resumable
 	$(PYTHON) -m training.gpt2.train --corpus data/corpora/styled_en \
-		--run-dir runs/gpt2_styled_en_cpu_continued $(GPT2_ARGS_cpu) $(GPT2_CONTINUE_en)
+		--run-dir runs/gpt2_styled_en_cpu_$* $(GPT2_ARGS_cpu) \
+		--init-from $(GPT2_FROM_$*) $(GPT2_CONTINUE_$*)
 
-export-gpt2-en-continued: install ## export runs/gpt2_styled_en_cpu_continued to serving/models/gpt2_en/3
-	rm -rf serving/models/gpt2_en/3
-	$(PYTHON) -m training.gpt2.export --run-dir runs/gpt2_styled_en_cpu_continued \
-		--out serving/models/gpt2_en/3 --name gpt2_en --language en \
+export-gpt2-en-continued export-gpt2-en-continued2: export-gpt2-en-%: install ## export runs/gpt2_styled_en_cpu_continued(2) to serving/models/gpt2_en/3 (4)
+	rm -rf serving/models/gpt2_en/$(GPT2_VERSION_$*)
+	$(PYTHON) -m training.gpt2.export --run-dir runs/gpt2_styled_en_cpu_$* \
+		--out serving/models/gpt2_en/$(GPT2_VERSION_$*) --name gpt2_en --language en \
 		--weights-dtype float16 --recipe cpu
-	cp runs/gpt2_styled_en_cpu_continued/loss_curve.png serving/models/gpt2_en/3/assets.extra/
-	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_en/3/batching_params.pbtxt
+	cp runs/gpt2_styled_en_cpu_$*/loss_curve.png serving/models/gpt2_en/$(GPT2_VERSION_$*)/assets.extra/
+	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_en/$(GPT2_VERSION_$*)/batching_params.pbtxt
 
 captioner: install ## train and export the default scene captioner to serving/models/captioner/2 (seeded)
 	rm -rf serving/models/captioner/2

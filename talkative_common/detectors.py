@@ -45,11 +45,12 @@ ROW_SIZE = 6  # kind, score, x0, y0, x1, y1
 # smallest face found is the 24 px frontal window, a tenth of a 320 x 240 photo's height.
 MAX_SIDE = 320
 # The pyramid step: 1.3, as in OpenCV's Python face-detection tutorial (its default is 1.1).
-# Measured on this 2-core machine (the ten bundled photos, median; faces: 100 of scikit-image's
-# Labeled Faces in the Wild at 120 px on 640 x 480, counted when they score 0.5): step 1.1,
-# twice the time of 1.2; 1.2, 34 ms and 59 faces; 1.3, 24 ms and 51 faces; 1.2 on a 256 px
-# copy, 22 ms and 39 faces. The cascades are most of what the scene captioner adds to a
-# caption (issue 20's budget: 3x the whole-image captioner, about 27 ms here).
+# `python bench/detectors.py` on this 2-core machine, idle (the ten bundled photos, median;
+# faces: 100 of scikit-image's Labeled Faces in the Wild at 120 px on 640 x 480, counted
+# when they score DETECTION_MIN): 320 px and step 1.2, 35 ms and 61 faces; 1.3, 24 ms and
+# 53; 288 px and 1.2, 30 ms and 56; 256 px and 1.2, 23 ms and 47 (step 1.1 took twice the
+# time of 1.2). The cascades are most of what the scene captioner adds to a caption
+# (issue 20's budget: 3x the whole-image captioner, about 27 ms here).
 SCALE_FACTOR = 1.3
 # The scene captioner counts a face, body or cat-face box from this score on (about 7
 # agreeing neighbours beyond the cascade's minimum, see _score); weaker boxes are left out

@@ -207,6 +207,16 @@ def test_a_continuation_starts_from_the_finished_runs_weights_and_tokenizer(
         "seed": 3,
         "tokens_seen": first["tokens_seen"],
     }
+    # A continuation of a continuation: the card tells the whole chain.
+    again = {**frozen, "seed": 5}
+    twice = tmp_path / "d"
+    train(TrainConfig(corpus=tiny_corpus, run_dir=twice, init_from=tmp_path / "c", **again))  # type: ignore[arg-type]
+    chain = export_run(twice, tmp_path / "m" / "2", name="cont", language="en")
+    assert chain["training"]["continued_from"]["run"] == "c"
+    assert chain["training"]["continued_from"]["seed"] == 4
+    assert (
+        chain["training"]["continued_from"]["continued_from"] == card["training"]["continued_from"]
+    )
 
 
 def test_weights_round_trip_through_hf_names(keras_model: Any) -> None:

@@ -60,6 +60,7 @@ class _Weights:
     """The weights as float32 tensors for one call (stored float16 to halve the files)."""
 
     wte: tf.Tensor
+    wte_t: tf.Tensor  # wte transposed, [D, V], for the logits
     wpe: tf.Tensor
     layers: list[list[tf.Tensor]]
     ln_f: list[tf.Tensor]
@@ -134,8 +135,12 @@ class GPT2Generator(sampling.ControlledTextGenerator):
         def f32(v: tf.Variable) -> tf.Tensor:
             return tf.cast(v, tf.float32) if v.dtype != tf.float32 else tf.identity(v)
 
+        wte = f32(self.wte)
         return _Weights(
-            wte=f32(self.wte),
+            wte=wte,
+            # Transposed once per call: on CPU, [8, D] x [D, V] ran 2.7x faster than the
+            # same product with transpose_b (docs/gpt2.md), and it is a step's largest.
+            wte_t=tf.transpose(wte),
             wpe=f32(self.wpe),
             layers=[[f32(v) for v in layer] for layer in self.layers],
             ln_f=[f32(v) for v in self.ln_f],
@@ -217,7 +222,7 @@ class GPT2Generator(sampling.ControlledTextGenerator):
         return _layer_norm(x, w.ln_f[0], w.ln_f[1], eps), new_keys, new_values
 
     def _logits(self, w: _Weights, hidden: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(hidden, w.wte, transpose_b=True)
+        return tf.matmul(hidden, w.wte_t)
 
     # -- sampling -----------------------------------------------------------------------
 
@@ -561,13 +566,19 @@ def baseline_nats_per_char(path: Path) -> float:
 
 def _continued_from(run_dir: Path) -> dict[str, object]:
     """The finished run a continuation started from (train.py --init-from): its settings
-    and how many tokens it had seen, so the card tells the whole training."""
+    and how many tokens it had seen, and, when it was itself a continuation, the run it
+    started from, and so on, so the card tells the whole training."""
     config = json.loads((run_dir / "config.json").read_text())
     result = json.loads((run_dir / "result.json").read_text())
     return {
         "run": run_dir.name,
         **{k: config[k] for k in ("steps", "batch_size", "lr", "warmup_steps", "seed")},
         "tokens_seen": result["tokens_seen"],
+        **(
+            {"continued_from": _continued_from(Path(config["init_from"]))}
+            if config.get("init_from")
+            else {}
+        ),
     }
 
 

@@ -44,8 +44,12 @@ SETTINGS = ((320, 1.2), (MAX_SIDE, SCALE_FACTOR), (288, 1.2), (256, 1.2))
 
 
 def setting(text: str) -> tuple[int, float]:
+    """SIDE:STEP; argparse turns the ValueError of a bad one into a usage error."""
     side, _, step = text.partition(":")
-    return int(side), float(step)
+    parsed = int(side), float(step)
+    if parsed[0] < 24 or not parsed[1] > 1.0:
+        raise ValueError(text)
+    return parsed
 
 
 def lfw_photos(size: int) -> list[bytes]:

@@ -84,6 +84,10 @@ def test_the_exam_command_sits_version_1_without_detections(
         assert f"{m['photo']:22s} {m['caption']!r:60s}" in printed
     for half, s in result["summary"].items():
         assert f"{half:6s}: main subject {s['names_main']}/{s['photos']}," in printed
+    with pytest.raises(SystemExit) as refused:  # no version there: a usage error, not a trace
+        exam.main(["--model", str(tmp_path)])
+    assert refused.value.code == 2
+    assert "not an exported captioner version" in capsys.readouterr().err
 
 
 def test_card_lists_vocabulary_rules_detections_and_limits(captioner: dict[str, Any]) -> None:

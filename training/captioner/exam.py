@@ -23,7 +23,6 @@ each photo's top caption and marks, then each half's figures per model.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from collections import Counter
@@ -287,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     photos) with exported captioner versions, and print each photo's top caption and
     marks, then per half: main subject named, both of two subjects named, things named
     that the photo does not hold."""
-    parser = command_parser(main, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser(main)
     parser.add_argument(
         "--model",
         type=Path,
@@ -307,6 +306,15 @@ def main(argv: list[str] | None = None) -> None:
     versions = args.model or sorted(
         (p for p in MODELS.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
     )
+    for version in versions:
+        if (
+            not (version / "saved_model.pb").is_file()
+            or not (version / "assets.extra" / "model_card.json").is_file()
+        ):
+            parser.error(
+                f"{version} is not an exported captioner version (saved_model.pb "
+                "and assets.extra/model_card.json)"
+            )
     results: dict[str, Any] = {}
     for version in versions:
         print(f"== {version}")

@@ -69,9 +69,6 @@ def score_scale(scale_factor: float) -> float:
     return 10.0 * math.log(1.1) / math.log(scale_factor)
 
 
-SCORE_SCALE = score_scale(SCALE_FACTOR)
-
-
 @dataclass(frozen=True)
 class Cascade:
     kind: int
@@ -180,7 +177,7 @@ def pad(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _score(neighbours: np.ndarray, min_neighbors: int, scale: float = SCORE_SCALE) -> np.ndarray:
+def _score(neighbours: np.ndarray, min_neighbors: int, scale: float) -> np.ndarray:
     """A detection's neighbour count as a score in (0, 1): 1 - exp(-(n - min) / scale).
 
     The neighbour count (how many overlapping windows, across positions and scales, the
@@ -196,7 +193,7 @@ def _score(neighbours: np.ndarray, min_neighbors: int, scale: float = SCORE_SCAL
     return (1.0 - np.exp(-excess / scale)).astype(np.float32)
 
 
-def _gray(image: Image.Image, max_side: int = MAX_SIDE) -> np.ndarray:
+def _gray(image: Image.Image, max_side: int) -> np.ndarray:
     """A grayscale copy, its longer side at most max_side, histogram-equalised (uint8)."""
     import cv2
 

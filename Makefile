@@ -230,11 +230,12 @@ export-gpt2-en-continued export-gpt2-en-continued2: export-gpt2-en-%: install ##
 	cp runs/gpt2_styled_en_cpu_$*/loss_curve.png serving/models/gpt2_en/$(GPT2_VERSION_$*)/assets.extra/
 	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_en/$(GPT2_VERSION_$*)/batching_params.pbtxt
 
-captioner: install ## train and export the default scene captioner to serving/models/captioner/2 (seeded)
-	rm -rf serving/models/captioner/2
-	$(PYTHON) -m training.captioner.default --out serving/models/captioner/2 \
+# Version 2 was this target at commit a422656, before the place gates (scene.place_gates).
+captioner: install ## train and export the default scene captioner to serving/models/captioner/3 (seeded)
+	rm -rf serving/models/captioner/3
+	$(PYTHON) -m training.captioner.default --out serving/models/captioner/3 \
 		--run-dir runs/captioner_scene --steps 8000 --eval-every 1000 --threads 1
-	$(PYTHON) -m training.serving_warmup serving/models/captioner/2
+	$(PYTHON) -m training.serving_warmup serving/models/captioner/3
 
 captioner-v1: install ## rebuild version 1, the one-subject captioner (class probabilities only)
 	rm -rf serving/models/captioner/1

@@ -18,7 +18,7 @@ from training.captioner import scene_captions as rules
 from training.captioner.scene_captions import Scene
 
 TABBY, TIGER, DAISY, BEE, COUCH, CAMERA, CANOE, AIRLINER = 281, 292, 985, 309, 831, 759, 472, 404
-LAKESHORE = 975
+LAKESHORE, GIBBON, TOUCAN, GREY_WHALE, BISON, DRAKE = 975, 368, 96, 147, 347, 97
 
 
 def onehot(index: int, p: float = 1.0) -> np.ndarray:
@@ -115,17 +115,56 @@ def test_people_and_cats_are_counted_from_strong_boxes() -> None:
     assert int(np.argmax(empty[sc.PEOPLE])) == 0 and int(np.argmax(empty[sc.CATS])) == 0
 
 
-def test_grass_and_sky_come_from_colour_water_and_room_from_classes() -> None:
+def blue_sky_green_ground() -> np.ndarray:
     image = np.full((sc.REGION_SIZE, sc.REGION_SIZE, 3), 128.0, np.float32)  # grey
     image[: sc.REGION_SIZE // 3] = (90, 150, 230)  # a blue top third
     image[-sc.REGION_SIZE // 3 :] = (60, 160, 50)  # a green bottom third
-    vector = build(onehot(CANOE), [mix((LAKESHORE, 0.7))], image=image)
-    place = dict(zip(sc.PLACES, vector[sc.PLACE], strict=True))
+    return image
+
+
+def places(vector: np.ndarray) -> dict[str, float]:
+    return dict(zip(sc.PLACES, vector[sc.PLACE].tolist(), strict=True))
+
+
+def test_grass_and_sky_come_from_colour_water_and_room_from_classes() -> None:
+    place = places(build(onehot(CAMERA), [mix((LAKESHORE, 0.7))], image=blue_sky_green_ground()))
     assert place["grass"] > 0.95 and place["sky"] > 0.95
     assert place["water"] == pytest.approx(0.7, abs=0.01) and place["room"] < 0.02
     grey = build(onehot(COUCH), [])
     assert grey[sc.PLACE][sc.PLACES.index("grass")] == 0
     assert grey[sc.PLACE][sc.PLACES.index("room")] > 0.99  # a couch is indoor furniture
+
+
+@pytest.mark.parametrize("main", [BISON, DRAKE, CAMERA, TABBY])
+def test_green_is_grass_under_what_stands_on_the_ground(main: int) -> None:
+    assert places(build(onehot(main), [], image=blue_sky_green_ground()))["grass"] > 0.95
+
+
+@pytest.mark.parametrize("main", [GIBBON, TOUCAN, DAISY, BEE, CANOE, GREY_WHALE])
+def test_green_is_not_grass_under_what_climbs_perches_swims_or_is_close_up(main: int) -> None:
+    place = places(build(onehot(main), [], image=blue_sky_green_ground()))
+    assert place["grass"] == 0.0
+    assert place["sky"] > 0.95 or main == GREY_WHALE
+
+
+def test_blue_around_a_water_animal_is_water_not_sky() -> None:
+    place = places(build(onehot(GREY_WHALE), [], image=blue_sky_green_ground()))
+    assert place["sky"] == 0.0 and place["water"] > 0.95
+    # Waterside classes that say more than the blue are kept.
+    sure = places(build(onehot(GREY_WHALE), [mix((LAKESHORE, 0.2))], image=np.zeros((320, 320, 3))))
+    assert sure["water"] == pytest.approx(0.2, abs=0.01) and sure["sky"] == 0.0
+    # The gates are the same function in the sampler (NumPy) and in the graph.
+    on_grass, water_animal = sc.place_gates()
+    assert sc.gate_places(0.9, 0.2, 0.7, on_grass[GREY_WHALE], water_animal[GREY_WHALE]) == (
+        0.0,
+        pytest.approx(0.7),
+        0.0,
+    )
+    assert sc.gate_places(0.9, 0.2, 0.7, on_grass[BISON], water_animal[BISON]) == (
+        pytest.approx(0.9),
+        pytest.approx(0.2),
+        pytest.approx(0.7),
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,6 +181,7 @@ def test_grass_and_sky_come_from_colour_water_and_room_from_classes() -> None:
         (Scene(CAMERA, False, people=3), "a group of people with a reflex camera."),
         (Scene(CANOE, False, place="water"), f"{ic.phrase(CANOE)} on the water."),
         (Scene(TABBY, False, place="water"), "a tabby cat by the water."),
+        (Scene(GREY_WHALE, False, place="water"), f"{ic.phrase(GREY_WHALE)} in the water."),
         (Scene(AIRLINER, False, place="sky"), "an airliner in the sky."),
         (Scene(TABBY, False, place="sky"), "a tabby cat under a blue sky."),
         (Scene(795, False, people=2), "a person skiing and another person."),
@@ -185,6 +225,7 @@ def test_the_sampler_draws_what_the_graph_can_output() -> None:
     table = ClassTable.build(weights)
     sampler = SceneSampler(table)
     related = sc.related_classes()
+    on_grass, water_animal = sc.place_gates()
     vectors, captions = sampler.batch(np.random.default_rng(1), 400)
     assert vectors.shape == (400, sc.SCENE_DIM) and len(captions) == 400
     for v, caption in zip(vectors, captions, strict=True):
@@ -194,6 +235,11 @@ def test_the_sampler_draws_what_the_graph_can_output() -> None:
             second = int(np.argmax(v[sc.SECOND]))
             assert not related[int(np.argmax(v[sc.MAIN])), second]
         assert caption in rules.captions(rules.read(v, table))
+        main = int(np.argmax(v[sc.MAIN]))
+        if not on_grass[main]:
+            assert v[sc.PLACE][sc.PLACES.index("grass")] == 0.0
+        if water_animal[main]:
+            assert v[sc.PLACE][sc.PLACES.index("sky")] == 0.0
     composed = [c for c in captions if " with " in c or " and " in c or " on the " in c]
     assert len(composed) > 100  # most scenes say more than one thing
 

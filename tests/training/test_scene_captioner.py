@@ -1,4 +1,4 @@
-"""The committed scene captioner, `serving/models/captioner/2` (issue 20).
+"""The committed scene captioner, `serving/models/captioner/3` (issue 20), the newest.
 
 Its card's exam is re-sat here from the committed graph, so its figures are what the
 model does; the decoder is shown to read the scene (boxes and regions), and the export
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def captioner() -> dict[str, Any]:
-    return committed_captioner(2)
+    return committed_captioner(3)
 
 
 def caption_scene(loaded: Any, data: bytes, rows: np.ndarray) -> list[str]:

@@ -292,8 +292,10 @@ def _scene_card(
             "Boxes scoring at least "
             f"{scene.DETECTION_MIN} count people and cats. Colour statistics (green in the "
             "bottom third, blue in the top third) and the mass of waterside and indoor classes "
-            "give evidence for grass, sky, water and a room. All of it is one scene vector "
-            f"of {scene.SCENE_DIM} numbers.",
+            "give evidence for grass, sky, water and a room, through two gates read from the "
+            "main class: green counts as grass only under a subject that stands on the ground, "
+            "and blue around a water animal counts as water, not sky. All of it is one scene "
+            f"vector of {scene.SCENE_DIM} numbers.",
             "The decoder reads the scene vector. It is trained on synthetic scenes drawn part "
             "by part (training/captioner/synthetic_scenes.py), captioned by fixed scene rules "
             "(training/captioner/scene_captions.py), with the class phrases of "
@@ -314,8 +316,16 @@ def _scene_card(
             "A second subject: 'on <second>' for furniture, tables, benches and rugs, "
             "'and <second>' otherwise.",
             f"A place from evidence {scene_captions.PLACE_MIN}: 'on the grass', 'on the water' "
-            "(boats) or 'by the water', 'in a room'; otherwise 'in the sky' (things that fly) or "
-            "'under a blue sky'. The ground comes before the sky.",
+            "(boats), 'in the water' (water animals) or 'by the water', 'in a room'; otherwise "
+            "'in the sky' (things that fly) or 'under a blue sky'. The ground comes before the "
+            "sky.",
+            "Grass only under a subject that stands on the ground: not under "
+            f"{', '.join(scene.NOT_ON_GRASS_GROUPS)} (groups of the class table), nor under "
+            "birds of branches and the air (finches to the owl, parrots to the toucan), the "
+            "koala or the sloth: behind them, and behind close-ups of small animals and plants, "
+            "green is leaves as often as grass.",
+            "Under a water animal (fish, sea creatures, crabs, lobsters, sea mammals) the blue "
+            "of the top third is water evidence, not sky.",
             "A scene with none of these gets version 1's one-subject captions.",
         ],
         # How caption-service finds the boxes (the export adds `detections`, the contract).
@@ -331,6 +341,9 @@ def _scene_card(
             "A second subject needs a region of the photo where it outweighs the main subject; "
             "two things in one region, or a small one, give one subject.",
             "Counts are of faces only (people, cats): never 'two dogs' or 'three boats'.",
+            "Places are colour shares and class masses, gated by the main class alone: green "
+            "below a squirrel in a tree or a heron in flight still reads as grass, and blue "
+            "water behind a land animal as sky.",
             "No colours, actions or verbs beyond the class phrases of version 1.",
             "The class table of version 1 was written knowing which classes the ten bundled "
             "photos fall into; the scene rules and the new photos were not looked at that way.",

@@ -19,7 +19,9 @@ passes in as `detections` (`talkative_common/detectors.py`). From one photo:
   cat-face boxes scoring at least DETECTION_MIN;
 - **place**: evidence in [0, 1] for grass (the share of green pixels in the bottom
   third), sky (blue pixels in the top third), water and a room (the largest mass any
-  region gives to ImageNet's waterside or indoor classes).
+  region gives to ImageNet's waterside or indoor classes). Two gates read the main
+  class (`place_gates`): green is grass only under a subject that stands on the
+  ground, and blue above a water animal is water, not sky.
 
 The scene is one float vector (layout below). The decoder reads it like the
 one-subject captioner read class probabilities, and is trained on synthetic
@@ -81,6 +83,22 @@ INDOOR_CLASSES = tuple(
 )
 # Hue bands (HSV, hue in [0, 1)): green 60-160 degrees, blue 187-252 degrees.
 GREEN_HUE, BLUE_HUE = (0.16, 0.45), (0.52, 0.70)
+# The place gates, from the class table. Green at the bottom of a photo is grass only under
+# a subject that stands on the ground: behind things that climb, perch, fly or swim, and
+# behind close-ups of small animals and plants, it is leaves as often as grass; buildings,
+# vehicles on rails or water and landscapes are not "on the grass" either.
+NOT_ON_GRASS_GROUPS = (
+    *("fish", "sea creature", "crab", "lobster", "sea mammal"),
+    *("amphibian", "lizard", "snake", "spider", "insect", "butterfly"),
+    *("ape", "monkey", "lemur"),
+    *("building", "bridge", "boat", "aircraft", "rocket", "train", "landscape"),
+    *("plant", "flower", "mushroom"),
+)
+# Birds of branches and the air (finches to the owl, parrots to the toucan), and the two
+# tree-dwelling mammals outside those groups (the koala, the three-toed sloth).
+NOT_ON_GRASS_CLASSES = (*range(10, 25), *range(87, 97), 105, 364)
+# Blue around these is water: "a grey whale in the water", not "under a blue sky".
+WATER_ANIMAL_GROUPS = ("fish", "sea creature", "crab", "lobster", "sea mammal")
 
 
 # Caption groups whose members the classifier mixes up: never "a cat and a tiger".
@@ -132,6 +150,29 @@ def never_second() -> np.ndarray:
     return _mask(LANDSCAPES).astype(bool)
 
 
+def place_gates() -> tuple[np.ndarray, np.ndarray]:
+    """(on_grass, water_animal), float32 [1000] each: whether the green at the bottom of a
+    photo may be grass under each main class, and whether the blue around it is water."""
+    groups = ic.group_of()
+    names = [groups[c].name for c in range(NUM_CLASSES)]
+    on_grass = np.array([n not in NOT_ON_GRASS_GROUPS for n in names], np.float32)
+    on_grass[list(NOT_ON_GRASS_CLASSES)] = 0.0
+    water_animal = np.array([n in WATER_ANIMAL_GROUPS for n in names], np.float32)
+    return on_grass, water_animal
+
+
+def gate_places(
+    grass: Any, water: Any, sky: Any, on_grass: Any, water_animal: Any
+) -> tuple[Any, Any, Any]:
+    """The place gates on evidence for grass, water and sky (NumPy or TensorFlow, any
+    matching shapes; `on_grass` and `water_animal` are the main class's entries of
+    `place_gates`): green counts as grass only where the subject can stand on grass, and
+    under a water animal the blue counts as water."""
+    larger = (water + sky + abs(water - sky)) / 2.0  # max(), for NumPy and TensorFlow alike
+    water = water + water_animal * (larger - water)
+    return grass * on_grass, water, sky * (1.0 - water_animal)
+
+
 def window_slices(cells: int = REGION_SIZE // 32) -> list[tuple[int, int]]:
     """Top-left cells of the GRID x GRID windows over a cells x cells map."""
     starts = [min(i * WINDOW_STRIDE, cells - WINDOW) for i in range(GRID)]
@@ -146,6 +187,7 @@ class SceneBuilder:
         self.never = tf.constant(never_second())
         self.water = tf.constant(_mask(WATER_CLASSES))
         self.indoor = tf.constant(_mask(INDOOR_CLASSES))
+        self.on_grass, self.water_animal = (tf.constant(g) for g in place_gates())
 
     def regions(self, feature_map: tf.Tensor, classifier: Any) -> tf.Tensor:
         """[B, 10, 10, C] head activations -> [B, 9, 1000] region posteriors
@@ -204,6 +246,13 @@ class SceneBuilder:
         every = tf.concat([main[:, None, :], regions], axis=1)
         water = tf.reduce_max(tf.reduce_sum(every * self.water, -1), -1)
         room = tf.reduce_max(tf.reduce_sum(every * self.indoor, -1), -1)
+        grass, water, sky = gate_places(
+            grass,
+            water,
+            sky,
+            tf.gather(self.on_grass, top),
+            tf.gather(self.water_animal, top),
+        )
 
         return tf.concat(
             [

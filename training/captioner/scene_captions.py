@@ -11,8 +11,8 @@ composes captions from the class phrases of `imagenet_captions.py`:
 - two or more cat faces over a cat: "two cats";
 - a second subject: on it when it is something to be on (furniture, a table),
   beside it with "and" otherwise: "a cat on a couch", "a daisy and a bee";
-- the place, when its evidence passes PLACE_MIN: on the grass, on (boats) or by the
-  water, in a room, or else in (things that fly) or under a blue sky.
+- the place, when its evidence passes PLACE_MIN: on the grass, on (boats), in (water
+  animals) or by the water, in a room, or else in (things that fly) or under a blue sky.
 
 A photo with none of these gets the one-subject captions it always got. The rules
 were written from the ImageNet class table and the detectors' kinds, before any
@@ -101,7 +101,9 @@ def _name(index: int, group: bool) -> str:
 
 def _place_phrase(place: str, main: int) -> str:
     if place == "water":
-        return "on the water" if _group(main) == "boat" else "by the water"
+        if _group(main) == "boat":
+            return "on the water"
+        return "in the water" if _group(main) in sc.WATER_ANIMAL_GROUPS else "by the water"
     if place == "sky":
         flies = _group(main) in FLYING_GROUPS or main in FLYING_CLASSES
         return "in the sky" if flies else "under a blue sky"

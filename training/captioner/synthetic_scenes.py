@@ -6,9 +6,10 @@ second, unrelated class whose region posterior goes through the same masking as
 in the graph (`scene.SceneBuilder`), so that it is present exactly when the graph
 would find it; face and body boxes (more often where the main class is clothing
 or a sport, whose photos show people), cat faces (mostly over cats), and place
-evidence, one place clearly present or none. The teacher (`scene_captions.read`)
-then reads the vector as the graph's output would be read, so the decoder learns
-the rule, not the sampler.
+evidence, one place clearly present or none, through the graph's place gates (no
+grass under a gibbon, blue around a whale counted as water). The teacher
+(`scene_captions.read`) then reads the vector as the graph's output would be read,
+so the decoder learns the rule, not the sampler.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SceneSampler:
             [groups[c].name in rules.PERSON_GROUPS for c in range(ic.NUM_CLASSES)]
         )
         self.cat_class = np.array([groups[c].name == "cat" for c in range(ic.NUM_CLASSES)])
+        self.on_grass, self.water_animal = sc.place_gates()
 
     def vector(self, rng: np.random.Generator, main: int) -> np.ndarray:
         """One scene vector about `main` (layout: scene.py)."""
@@ -66,6 +68,16 @@ class SceneSampler:
         evidence = rng.uniform(0.0, 0.45, len(sc.PLACES)) * (rng.random(len(sc.PLACES)) < 0.5)
         if rng.random() < PLACE_RATE:
             evidence[rng.integers(len(sc.PLACES))] = rng.uniform(rules.PLACE_MIN, 1.0)
+        # Gated by the posterior's top class, as the graph does (not always `main`).
+        top = int(np.argmax(out[sc.MAIN]))
+        grass, water, sky = (sc.PLACES.index(k) for k in ("grass", "water", "sky"))
+        evidence[grass], evidence[water], evidence[sky] = sc.gate_places(
+            evidence[grass],
+            evidence[water],
+            evidence[sky],
+            self.on_grass[top],
+            self.water_animal[top],
+        )
         out[sc.PLACE] = evidence
         return out
 

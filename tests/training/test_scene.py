@@ -265,6 +265,10 @@ def test_exam_marks_absent_things_per_photo() -> None:
     summary = exam.summary([good, bad])
     assert summary["test"]["photos"] == 2 and summary["test"]["absent_things"] == 1
     assert summary["test"]["photos_with_absent_things"] == ["camera"]
+    # person, camera on a tripod, grass; camera on a tripod, water: 4 of 5 present.
+    assert summary["test"]["things_named"] == 5
+    assert summary["test"]["named_present_share"] == 0.8
+    assert summary["design"]["things_named"] == 0 and summary["design"]["photos"] == 0
 
 
 def test_new_exam_marks_are_written_into_a_card_that_carries_an_exam(tmp_path: Path) -> None:

@@ -63,7 +63,8 @@ def test_the_cards_exam_is_what_the_committed_graph_says(
             "figure",
             f"scene captioner, {half} half: main subject named {s['names_main']}/{s['photos']}, "
             f"both of two subjects {s['names_two']}/{s['two_subject_photos']}, "
-            f"{s['absent_things']} absent things named in {s['photos_with_absent_things']}",
+            f"{s['absent_things']} absent things named in {s['photos_with_absent_things']}, "
+            f"{s['named_present_share']:.1%} of {s['things_named']} things named present",
         )
 
 

@@ -14,7 +14,9 @@ word a caption could truthfully use about it. The scores (`score`):
 - the top caption names the main subject;
 - for photos with two subjects, it names both;
 - every thing the caption names (`scene_captions.named_things`) is present; those
-  that are not are counted, per photo, as errors.
+  that are not are counted, per photo, as errors;
+- of all the things named, the share that is present: a captioner that says more can
+  name more absent things and still be as often right about what it names.
 
 `python -m training.captioner.exam --model serving/models/captioner/1 --model ...`
 sits the exam with exported versions, as caption-service would call them, and prints
@@ -181,19 +183,25 @@ def score(photo: ExamPhoto, caption: str) -> dict[str, Any]:
 
 
 def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per half: main subject named, two subjects named (of those with two), absent things."""
+    """Per half: main subject named, two subjects named (of those with two), absent things,
+    and the share of the things named that are present: the precision of what the captions
+    say, which a captioner that names more can keep while its absent count grows."""
     out: dict[str, Any] = {}
     for half in HALVES:
         rows = [m for m in marks if m["half"] == half]
         two = [m for m in rows if "names_two" in m]
+        named = sum(len(m["named"]) for m in rows)
+        absent = sum(len(m["absent"]) for m in rows)
         out[half] = {
             "photos": len(rows),
             "names_main": sum(m["names_main"] for m in rows),
             "names_main_share": round(sum(m["names_main"] for m in rows) / max(len(rows), 1), 3),
             "two_subject_photos": len(two),
             "names_two": sum(m["names_two"] for m in two),
-            "absent_things": sum(len(m["absent"]) for m in rows),
+            "absent_things": absent,
             "photos_with_absent_things": [m["photo"] for m in rows if m["absent"]],
+            "things_named": named,
+            "named_present_share": round((named - absent) / max(named, 1), 3),
         }
     return out
 
@@ -285,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     """Sit the captioner's exam (the design and test halves of the bundled and packaged
     photos) with exported captioner versions, and print each photo's top caption and
     marks, then per half: main subject named, both of two subjects named, things named
-    that the photo does not hold."""
+    that the photo does not hold, and the share of the things named that it holds."""
     parser = command_parser(main)
     parser.add_argument(
         "--model",
@@ -331,7 +339,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{name} {half:6s}: main subject {s['names_main']}/{s['photos']}, "
                 f"both of two {s['names_two']}/{s['two_subject_photos']}, "
                 f"{s['absent_things']} absent things in "
-                f"{len(s['photos_with_absent_things'])} photos"
+                f"{len(s['photos_with_absent_things'])} photos, "
+                f"{s['things_named'] - s['absent_things']} of {s['things_named']} things named "
+                f"present ({s['named_present_share']:.1%})"
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -126,10 +126,8 @@ class ServiceClient:
             except httpx.HTTPError:
                 alive = False
             if alive:
-                if self.down.is_set():
-                    log.warning("%s answers again", self.name, extra={"dependency": self.name})
                 misses = 0
-                self.down.clear()
+                self._answered()
             else:
                 misses += 1
                 if misses >= failures and not self.down.is_set():
@@ -141,6 +139,12 @@ class ServiceClient:
                     )
                     self.down.set()
             await asyncio.sleep(interval_s)
+
+    def _answered(self) -> None:
+        """The dependency answered a probe: calls to it go through again."""
+        if self.down.is_set():
+            log.warning("%s answers again", self.name, extra={"dependency": self.name})
+            self.down.clear()
 
     def _dead(self) -> Unavailable:
         return self._down("it does not answer its health checks")
@@ -213,12 +217,19 @@ class ServiceClient:
             raise self._down(last.reason, after) from last
 
     async def ready(self) -> str | None:
-        """None when the dependency says it is ready, else why not."""
+        """None when the dependency says it is ready, else why not.
+
+        A ready answer also clears the watchdog's verdict: otherwise /readyz could say ready
+        (as `talkative serve` waits for) while stories are still refused until the next
+        probe, as when the gateway starts before a dependency has loaded its models."""
         try:
             response = await self.http.get("/readyz", timeout=2.0)
         except httpx.HTTPError as exc:
             return f"unreachable ({exc.__class__.__name__})"
-        return None if response.status_code == 200 else f"not ready ({response.status_code})"
+        if response.status_code != 200:
+            return f"not ready ({response.status_code})"
+        self._answered()
+        return None
 
 
 class CaptionClient(ServiceClient):

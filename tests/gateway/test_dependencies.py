@@ -79,3 +79,46 @@ def test_saturated_gateway_answers_503_at_once(textgen_url: str, png: bytes) -> 
 def _in_flight(url: str) -> bool:
     metrics = httpx.get(url + "/metrics").text
     return 'http_requests_in_flight{service="gateway"} 1.0' in metrics
+
+
+def test_a_ready_answer_lifts_the_watchdogs_verdict() -> None:
+    """The watchdog found a dependency down (as when the gateway starts before it has loaded
+    its models); the gateway's /readyz then finds it ready. Stories must go through from
+    then on, not only after the next probe: `talkative serve` says ready on /readyz."""
+    import asyncio
+
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from gateway_service.clients import ServiceClient
+
+    state = {"ready": False}
+    app = FastAPI()
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        return JSONResponse({}, status_code=200 if state["ready"] else 503)
+
+    async def check(url: str) -> list[tuple[str | None, bool]]:
+        client = ServiceClient(
+            "caption-service",
+            url,
+            timeout_s=5,
+            connect_timeout_s=5,
+            retries=0,
+            backoff_s=0.1,
+            retry_after_s=7,
+            max_connections=2,
+        )
+        try:
+            client.down.set()  # the watchdog's verdict
+            seen = [(await client.ready(), client.down.is_set())]
+            state["ready"] = True
+            seen.append((await client.ready(), client.down.is_set()))
+            return seen
+        finally:
+            await client.close()
+
+    with serve(app) as url:
+        # Loading (503): still down. Ready: no longer down.
+        assert asyncio.run(check(url)) == [("not ready (503)", True), (None, False)]

@@ -38,6 +38,7 @@ from talkative_common.detectors import (  # noqa: E402
     MAX_SIDE,
     SCALE_FACTOR,
     Detector,
+    check_setting,
 )
 
 SETTINGS = ((320, 1.2), (MAX_SIDE, SCALE_FACTOR), (288, 1.2), (256, 1.2))
@@ -47,8 +48,7 @@ def setting(text: str) -> tuple[int, float]:
     """SIDE:STEP; argparse turns the ValueError of a bad one into a usage error."""
     side, _, step = text.partition(":")
     parsed = int(side), float(step)
-    if parsed[0] < 24 or not parsed[1] > 1.0:
-        raise ValueError(text)
+    check_setting(*parsed)
     return parsed
 
 

@@ -69,6 +69,13 @@ def score_scale(scale_factor: float) -> float:
     return 10.0 * math.log(1.1) / math.log(scale_factor)
 
 
+def check_setting(max_side: int, scale_factor: float) -> None:
+    """ValueError unless the copy holds the smallest cascade window (24 px) and the pyramid
+    grows (a step of 1 or less would never end)."""
+    if max_side < 24 or not scale_factor > 1.0:
+        raise ValueError(f"max_side >= 24 and scale_factor > 1, got {max_side}, {scale_factor}")
+
+
 @dataclass(frozen=True)
 class Cascade:
     kind: int
@@ -232,8 +239,7 @@ class Detector:
         import cv2
         import cv2.data
 
-        if max_side < 24 or not scale_factor > 1.0:
-            raise ValueError(f"max_side >= 24 and scale_factor > 1, got {max_side}, {scale_factor}")
+        check_setting(max_side, scale_factor)
         root = Path(directory or cv2.data.haarcascades)
         self.kinds = kinds
         self.max_side, self.scale_factor = max_side, scale_factor

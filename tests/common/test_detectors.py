@@ -235,3 +235,16 @@ def test_the_copy_size_and_the_step_are_options_for_comparisons() -> None:
     for bad in ({"max_side": 16}, {"scale_factor": 1.0}, {"scale_factor": float("nan")}):
         with pytest.raises(ValueError):
             Detector(**bad)
+
+
+@pytest.mark.parametrize("bad", ["16:1.2", "320:1.0", "320:nan", "320", "x:1.2", "320:1,2"])
+def test_the_bench_refuses_a_setting_the_detector_would_refuse(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import detectors as bench
+
+    assert bench.setting("288:1.2") == (288, 1.2)
+    with pytest.raises(SystemExit) as refused:  # a usage error before any photo is read
+        bench.main(["--setting", bad])
+    assert refused.value.code == 2
+    assert "--setting" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gateway_service.main import create_app
+from gateway_service.main import build_chain, create_app
 from tests.gateway.conftest import gateway_settings, hanging_server
 from tests.gateway.test_api import assert_problem
 from tests.support.servers import serve
@@ -90,8 +90,6 @@ def test_a_ready_answer_lifts_the_watchdogs_verdict() -> None:
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
-    from gateway_service.clients import ServiceClient
-
     state = {"ready": False}
     app = FastAPI()
 
@@ -100,16 +98,8 @@ def test_a_ready_answer_lifts_the_watchdogs_verdict() -> None:
         return JSONResponse({}, status_code=200 if state["ready"] else 503)
 
     async def check(url: str) -> list[tuple[str | None, bool]]:
-        client = ServiceClient(
-            "caption-service",
-            url,
-            timeout_s=5,
-            connect_timeout_s=5,
-            retries=0,
-            backoff_s=0.1,
-            retry_after_s=7,
-            max_connections=2,
-        )
+        chain = build_chain(gateway_settings(url, url))  # the clients the gateway builds
+        client = chain.captions
         try:
             client.down.set()  # the watchdog's verdict
             seen = [(await client.ready(), client.down.is_set())]
@@ -117,7 +107,7 @@ def test_a_ready_answer_lifts_the_watchdogs_verdict() -> None:
             seen.append((await client.ready(), client.down.is_set()))
             return seen
         finally:
-            await client.close()
+            await chain.close()
 
     with serve(app) as url:
         # Loading (503): still down. Ready: no longer down.

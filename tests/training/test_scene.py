@@ -151,7 +151,8 @@ def test_blue_around_a_water_animal_is_water_not_sky() -> None:
     place = places(build(onehot(GREY_WHALE), [], image=blue_sky_green_ground()))
     assert place["sky"] == 0.0 and place["water"] > 0.95
     # Waterside classes that say more than the blue are kept.
-    sure = places(build(onehot(GREY_WHALE), [mix((LAKESHORE, 0.2))], image=np.zeros((320, 320, 3))))
+    dark = np.zeros((sc.REGION_SIZE, sc.REGION_SIZE, 3), np.float32)
+    sure = places(build(onehot(GREY_WHALE), [mix((LAKESHORE, 0.2))], image=dark))
     assert sure["water"] == pytest.approx(0.2, abs=0.01) and sure["sky"] == 0.0
     # The gates are the same function in the sampler (NumPy) and in the graph.
     on_grass, water_animal = sc.place_gates()

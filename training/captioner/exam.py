@@ -190,12 +190,13 @@ def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for half in HALVES:
         rows = [m for m in marks if m["half"] == half]
         two = [m for m in rows if "names_two" in m]
+        main = sum(m["names_main"] for m in rows)
         named = sum(len(m["named"]) for m in rows)
         absent = sum(len(m["absent"]) for m in rows)
         out[half] = {
             "photos": len(rows),
-            "names_main": sum(m["names_main"] for m in rows),
-            "names_main_share": round(sum(m["names_main"] for m in rows) / max(len(rows), 1), 3),
+            "names_main": main,
+            "names_main_share": round(main / max(len(rows), 1), 3),
             "two_subject_photos": len(two),
             "names_two": sum(m["names_two"] for m in two),
             "absent_things": absent,

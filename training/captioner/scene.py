@@ -83,12 +83,15 @@ INDOOR_CLASSES = tuple(
 )
 # Hue bands (HSV, hue in [0, 1)): green 60-160 degrees, blue 187-252 degrees.
 GREEN_HUE, BLUE_HUE = (0.16, 0.45), (0.52, 0.70)
-# The place gates, from the class table. Green at the bottom of a photo is grass only under
-# a subject that stands on the ground: behind things that climb, perch, fly or swim, and
-# behind close-ups of small animals and plants, it is leaves as often as grass; buildings,
-# vehicles on rails or water and landscapes are not "on the grass" either.
+# The place gates, from the class table. Blue around a water animal is water: "a grey whale
+# in the water", not "under a blue sky".
+WATER_ANIMAL_GROUPS = ("fish", "sea creature", "crab", "lobster", "sea mammal")
+# Green at the bottom of a photo is grass only under a subject that stands on the ground:
+# behind things that climb, perch, fly or swim, and behind close-ups of small animals and
+# plants, it is leaves as often as grass; buildings, vehicles on rails or water and
+# landscapes are not "on the grass" either.
 NOT_ON_GRASS_GROUPS = (
-    *("fish", "sea creature", "crab", "lobster", "sea mammal"),
+    *WATER_ANIMAL_GROUPS,
     *("amphibian", "lizard", "snake", "spider", "insect", "butterfly"),
     *("ape", "monkey", "lemur"),
     *("building", "bridge", "boat", "aircraft", "rocket", "train", "landscape"),
@@ -97,8 +100,6 @@ NOT_ON_GRASS_GROUPS = (
 # Birds of branches and the air (finches to the owl, parrots to the toucan), and the two
 # tree-dwelling mammals outside those groups (the koala, the three-toed sloth).
 NOT_ON_GRASS_CLASSES = (*range(10, 25), *range(87, 97), 105, 364)
-# Blue around these is water: "a grey whale in the water", not "under a blue sky".
-WATER_ANIMAL_GROUPS = ("fish", "sea creature", "crab", "lobster", "sea mammal")
 
 
 # Caption groups whose members the classifier mixes up: never "a cat and a tiger".

@@ -100,12 +100,13 @@ def _name(index: int, group: bool) -> str:
 
 
 def _place_phrase(place: str, main: int) -> str:
+    group = _group(main)
     if place == "water":
-        if _group(main) == "boat":
+        if group == "boat":
             return "on the water"
-        return "in the water" if _group(main) in sc.WATER_ANIMAL_GROUPS else "by the water"
+        return "in the water" if group in sc.WATER_ANIMAL_GROUPS else "by the water"
     if place == "sky":
-        flies = _group(main) in FLYING_GROUPS or main in FLYING_CLASSES
+        flies = group in FLYING_GROUPS or main in FLYING_CLASSES
         return "in the sky" if flies else "under a blue sky"
     return {"grass": "on the grass", "room": "in a room"}[place]
 

@@ -28,6 +28,7 @@ PEOPLE_IF_PERSON_CLASS = (0.25, 0.55, 0.12, 0.08)
 PEOPLE_OTHERWISE = (0.6, 0.25, 0.1, 0.05)
 CATS_IF_CAT = (0.45, 0.35, 0.2)
 CATS_OTHERWISE = (0.96, 0.03, 0.01)
+GRASS, WATER, SKY = (sc.PLACES.index(k) for k in ("grass", "water", "sky"))
 
 
 class SceneSampler:
@@ -70,11 +71,10 @@ class SceneSampler:
             evidence[rng.integers(len(sc.PLACES))] = rng.uniform(rules.PLACE_MIN, 1.0)
         # Gated by the posterior's top class, as the graph does (not always `main`).
         top = int(np.argmax(out[sc.MAIN]))
-        grass, water, sky = (sc.PLACES.index(k) for k in ("grass", "water", "sky"))
-        evidence[grass], evidence[water], evidence[sky] = sc.gate_places(
-            evidence[grass],
-            evidence[water],
-            evidence[sky],
+        evidence[GRASS], evidence[WATER], evidence[SKY] = sc.gate_places(
+            evidence[GRASS],
+            evidence[WATER],
+            evidence[SKY],
             self.on_grass[top],
             self.water_animal[top],
         )

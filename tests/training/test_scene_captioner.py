@@ -9,6 +9,7 @@ figures of the model card and of the closing note.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,17 @@ def test_the_decoder_reads_the_boxes(captioner: dict[str, Any]) -> None:
     assert caption_scene(captioner["loaded"], chelsea, boxes(cat, other_cat))[0] == "two cats."
     # A box under the scene's threshold changes nothing.
     assert caption_scene(captioner["loaded"], chelsea, boxes(weak_face))[0] == alone
+
+
+def test_the_exam_prints_no_precision_for_a_half_where_nothing_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two = tuple(p for p in exam.photos() if p.half == "test")[:2]
+    monkeypatch.setattr(exam, "photos", lambda directory=exam.EXAM_DIR: two)
+    exam.main(["--model", str(committed_captioner(1)["path"])])
+    printed = capsys.readouterr().out
+    assert (
+        "design: main subject 0/0 (0 of the 0 with an ImageNet class of their own), both of "
+        "two 0/0, 0 absent things in 0 photos, 0 of 0 things named present (-)"
+    ) in printed
+    assert re.search(r"test  : .* things named present \(\d+\.\d%\)", printed), printed

@@ -224,7 +224,8 @@ def summary(marks: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "absent_things": absent,
             "photos_with_absent_things": [m["photo"] for m in rows if m["absent"]],
             "things_named": named,
-            "named_present_share": round((named - absent) / max(named, 1), 3),
+            # None when nothing is named: the precision of nothing is not 0.
+            "named_present_share": round((named - absent) / named, 3) if named else None,
             "main_with_own_class": len(own),
             "names_main_with_own_class": sum(m["names_main"] for m in own),
         }
@@ -387,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for name, result in results.items():
         for half, s in result["summary"].items():
+            share = s["named_present_share"]
             print(
                 f"{name} {half:6s}: main subject {s['names_main']}/{s['photos']} "
                 f"({s['names_main_with_own_class']} of the {s['main_with_own_class']} with "
@@ -395,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{s['absent_things']} absent things in "
                 f"{len(s['photos_with_absent_things'])} photos, "
                 f"{s['things_named'] - s['absent_things']} of {s['things_named']} things named "
-                f"present ({s['named_present_share']:.1%})"
+                f"present ({'-' if share is None else f'{share:.1%}'})"
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -74,15 +74,16 @@ def model_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*MODEL_IN_WHEEL)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} is missing: mediapipe wheels after {MEDIAPIPE_VERSION} download their "
-            f"models at run time; pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}"
+            f"{path} is missing: mediapipe wheels after {MEDIAPIPE_VERSION} do not ship it; "
+            f"pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}"
         )
     return path
 
 
 def interpreter(path: Path) -> tf.lite.Interpreter:
     """The reference: TFLite's own kernels, every tensor kept (no XNNPACK delegate, whose
-    tensors cannot be read back)."""
+    tensors cannot be read back). TensorFlow's own interpreter, which it deprecates for the
+    ai-edge-litert wheel but still ships in 2.21, so nothing else is installed for it."""
     it = tf.lite.Interpreter(
         model_path=str(path),
         experimental_preserve_all_tensors=True,

@@ -25,41 +25,53 @@ def detector() -> pd.PersonDetector:
     return pd.PersonDetector()
 
 
-def reference(x: np.ndarray) -> list[np.ndarray]:
-    it = pd.interpreter(pd.model_path())
+@pytest.fixture(scope="module")
+def tflite() -> tf.lite.Interpreter:
+    return pd.interpreter(pd.model_path())
+
+
+def reference(it: tf.lite.Interpreter, x: np.ndarray) -> list[np.ndarray]:
     it.set_tensor(it.get_input_details()[0]["index"], x)
     it.invoke()
     return [it.get_tensor(o["index"]) for o in it.get_output_details()]
 
 
-def test_the_rebuilt_net_computes_what_tflite_computes(detector: pd.PersonDetector) -> None:
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    # float32 sums in another order over 60 layers: 4e-5 of the largest output seen
+    assert got.shape == want.shape
+    scale = max(float(np.abs(want).max()), 1.0)
+    assert float(np.abs(got - want).max()) <= 1e-4 * scale
+
+
+def test_the_rebuilt_net_computes_what_tflite_computes(
+    detector: pd.PersonDetector, tflite: tf.lite.Interpreter
+) -> None:
     rng = np.random.default_rng(0)
     for x in (
         rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32),
         np.full((1, 224, 224, 3), -1.0, np.float32),
     ):
         ours = detector.net(tf.constant(x))
-        for got, want in zip(ours, reference(x), strict=True):
-            assert got.shape == want.shape
-            # float32 sums in another order over 60 layers: 4e-5 of the largest output seen
-            scale = max(float(np.abs(want).max()), 1.0)
-            assert float(np.abs(got.numpy() - want).max()) <= 1e-4 * scale
+        for got, want in zip(ours, reference(tflite, x), strict=True):
+            assert_close(got.numpy(), want)
 
 
-def test_a_batch_gives_each_photo_its_own_answer(detector: pd.PersonDetector) -> None:
+def test_a_batch_gives_each_photo_its_own_answer(
+    detector: pd.PersonDetector, tflite: tf.lite.Interpreter
+) -> None:
     rng = np.random.default_rng(1)
     batch = rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
     together = detector.net(tf.constant(batch))
     for i in range(2):
-        alone = reference(batch[i : i + 1])
+        alone = reference(tflite, batch[i : i + 1])
         for got, want in zip(together, alone, strict=True):
-            assert float(np.abs(got.numpy()[i] - want[0]).max()) <= 1e-4 * float(
-                max(np.abs(want).max(), 1.0)
-            )
+            assert_close(got.numpy()[i : i + 1], want)
 
 
-def test_the_anchors_are_the_models_outputs() -> None:
+def test_the_anchors_are_the_models_outputs(tflite: tf.lite.Interpreter) -> None:
     a = pd.anchors()
+    boxes = [int(o["shape"][1]) for o in tflite.get_output_details()]
+    assert boxes == [len(a)] * 2
     assert a.shape == (28 * 28 * 2 + 14 * 14 * 2 + 7 * 7 * 6, 2) == (2254, 2)
     assert ((a > 0) & (a < 1)).all()
     assert tuple(a[0]) == (0.5 / 28, 0.5 / 28) and tuple(a[2]) == (1.5 / 28, 0.5 / 28)
@@ -68,7 +80,7 @@ def test_the_anchors_are_the_models_outputs() -> None:
 
 def test_the_score_counts_from_person_min() -> None:
     p = np.array([0.0, 0.45, pd.PERSON_MIN - 1e-4, pd.PERSON_MIN, 0.95, 1.0], np.float32)
-    s = pd.row_score(p)
+    s = pd.row_score(tf.constant(p)).numpy()
     assert s[0] == 0.0 and s[-1] == pytest.approx(1.0) and s[3] == pytest.approx(0.5)
     assert s[2] < 0.5 <= s[3]
     assert (np.diff(s) > 0).all()

@@ -37,7 +37,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
-from talkative_common.detectors import FULL_BODY, MAX_DETECTIONS, ROW_SIZE
+from talkative_common.detectors import FULL_BODY, pad
 
 MEDIAPIPE_VERSION = "0.10.14"  # the last wheel with the .tflite files inside
 MODEL_IN_WHEEL = ("modules", "pose_detection", "pose_detection.tflite")
@@ -110,22 +110,21 @@ class TfliteNet(tf.Module):
             code = model.operatorCodes[op.opcodeIndex]
             name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
             if name not in _WEIGHT_OPS:
-                ops.append(
-                    (name, [int(i) for i in op.inputs], int(op.outputs[0]), op.builtinOptions)
-                )
+                out = int(op.outputs[0])
+                shape = [int(d) for d in graph.tensors[out].shape]
+                ops.append((name, [int(i) for i in op.inputs], out, op.builtinOptions, shape))
         unknown = {name for name, *_ in ops} - set(_OPS)
         if unknown:
             raise ValueError(f"{path.name}: ops not supported: {sorted(unknown)}")
         self.input = int(graph.inputs[0])
         self.outputs = [int(i) for i in graph.outputs]
-        self.input_shape = [int(d) for d in graph.tensors[self.input].shape]
-        self.out_shapes = {out: [int(d) for d in graph.tensors[out].shape] for _, _, out, _ in ops}
+        input_shape = [int(d) for d in graph.tensors[self.input].shape]
         # Every tensor no kept op produces is a weight: read it after one run.
         it = interpreter(path)
-        it.set_tensor(it.get_input_details()[0]["index"], np.zeros(self.input_shape, np.float32))
+        it.set_tensor(it.get_input_details()[0]["index"], np.zeros(input_shape, np.float32))
         it.invoke()
-        produced = {out for _, _, out, _ in ops} | {self.input}
-        weights = {i for _, ins, _, _ in ops for i in ins if i >= 0 and i not in produced}
+        produced = {op[2] for op in ops} | {self.input}
+        weights = {i for op in ops for i in op[1] if i >= 0 and i not in produced}
         self.weights = {str(i): tf.constant(it.get_tensor(i)) for i in sorted(weights)}
         self.ops = ops
 
@@ -135,21 +134,19 @@ class TfliteNet(tf.Module):
         def get(i: int) -> tf.Tensor:
             return values[i] if i in values else self.weights[str(i)]
 
-        for name, ins, out, options in self.ops:
-            values[out] = _OPS[name](self, [get(i) for i in ins], options, out)
+        for name, ins, out, options, shape in self.ops:
+            values[out] = _OPS[name]([get(i) for i in ins], options, shape)
         return [values[i] for i in self.outputs]
 
-    def reshape(self, args: list[tf.Tensor], _options: Any, out: int) -> tf.Tensor:
-        return tf.reshape(args[0], [-1, *self.out_shapes[out][1:]])  # any batch
 
-
-def _conv(args: list[tf.Tensor], o: Any, _out: int) -> tf.Tensor:
+# Each op: (its inputs, its builtin options, its output's shape) -> its output.
+def _conv(args: list[tf.Tensor], o: Any, _shape: list[int]) -> tf.Tensor:
     kernel = tf.transpose(args[1], (1, 2, 3, 0))  # TFLite [O, H, W, I] -> [H, W, I, O]
     y = tf.nn.conv2d(args[0], kernel, (1, o.strideH, o.strideW, 1), _PADDING[o.padding])
     return _ACTIVATIONS[o.fusedActivationFunction](y + args[2])
 
 
-def _depthwise(args: list[tf.Tensor], o: Any, _out: int) -> tf.Tensor:
+def _depthwise(args: list[tf.Tensor], o: Any, _shape: list[int]) -> tf.Tensor:
     if o.depthMultiplier != 1:
         raise ValueError("depthwise convolutions with a depth multiplier are not supported")
     kernel = tf.transpose(args[1], (1, 2, 3, 0))  # [1, H, W, C] -> [H, W, C, 1]
@@ -157,7 +154,7 @@ def _depthwise(args: list[tf.Tensor], o: Any, _out: int) -> tf.Tensor:
     return _ACTIVATIONS[o.fusedActivationFunction](y + args[2])
 
 
-def _resize(args: list[tf.Tensor], o: Any, _out: int) -> tf.Tensor:
+def _resize(args: list[tf.Tensor], o: Any, _shape: list[int]) -> tf.Tensor:
     return tf.raw_ops.ResizeBilinear(
         images=args[0],
         size=args[1],
@@ -167,16 +164,16 @@ def _resize(args: list[tf.Tensor], o: Any, _out: int) -> tf.Tensor:
 
 
 _OPS: dict[str, Any] = {
-    "CONV_2D": lambda _net, a, o, out: _conv(a, o, out),
-    "DEPTHWISE_CONV_2D": lambda _net, a, o, out: _depthwise(a, o, out),
-    "ADD": lambda _net, a, o, _out: _ACTIVATIONS[o.fusedActivationFunction](a[0] + a[1]),
-    "PAD": lambda _net, a, _o, _out: tf.pad(a[0], a[1]),
-    "DEPTH_TO_SPACE": lambda _net, a, o, _out: tf.nn.depth_to_space(a[0], o.blockSize),
-    "RESIZE_BILINEAR": lambda _net, a, o, out: _resize(a, o, out),
-    "CONCATENATION": lambda _net, a, o, _out: _ACTIVATIONS[o.fusedActivationFunction](
+    "CONV_2D": _conv,
+    "DEPTHWISE_CONV_2D": _depthwise,
+    "ADD": lambda a, o, _shape: _ACTIVATIONS[o.fusedActivationFunction](a[0] + a[1]),
+    "PAD": lambda a, _o, _shape: tf.pad(a[0], a[1]),
+    "DEPTH_TO_SPACE": lambda a, o, _shape: tf.nn.depth_to_space(a[0], o.blockSize),
+    "RESIZE_BILINEAR": _resize,
+    "CONCATENATION": lambda a, o, _shape: _ACTIVATIONS[o.fusedActivationFunction](
         tf.concat(a, o.axis)
     ),
-    "RESHAPE": lambda net, a, o, out: net.reshape(a, o, out),
+    "RESHAPE": lambda a, _o, shape: tf.reshape(a[0], [-1, *shape[1:]]),  # any batch
 }
 
 
@@ -196,11 +193,10 @@ def anchors() -> np.ndarray:
     return np.array(centres, np.float32)
 
 
-def row_score(probability: Any) -> Any:
+def row_score(probability: tf.Tensor) -> tf.Tensor:
     """The detector's probability on the cascades' scale, where DETECTION_MIN (0.5) counts:
-    PERSON_MIN becomes 0.5, linearly on each side (NumPy or TensorFlow)."""
-    over = probability - PERSON_MIN
-    over = (over + abs(over)) / 2.0  # max(over, 0), for NumPy and TensorFlow alike
+    PERSON_MIN becomes 0.5, linearly on each side."""
+    over = tf.maximum(probability - PERSON_MIN, 0.0)
     return 0.5 * (probability - over) / PERSON_MIN + 0.5 * over / (1.0 - PERSON_MIN)
 
 
@@ -260,11 +256,7 @@ def photo_detector(path: Path | None = None) -> Callable[[bytes], np.ndarray]:
 
 
 def merge(cascade_rows: np.ndarray, person_rows: np.ndarray) -> np.ndarray:
-    """The cascades' rows and the detector's, best score first, as many as the scene's
-    `detections` input holds ([16, 6])."""
-    rows = np.concatenate([cascade_rows, person_rows]).astype(np.float32)
-    rows = rows[rows[:, 0] > 0]
-    rows = rows[np.argsort(-rows[:, 1], kind="stable")][:MAX_DETECTIONS]
-    out = np.zeros((MAX_DETECTIONS, ROW_SIZE), np.float32)
-    out[: len(rows)] = rows
-    return out
+    """The cascades' rows and the detector's, best first, as many as the scene's
+    `detections` input holds ([16, 6]; `detectors.pad`)."""
+    rows = np.concatenate([cascade_rows, person_rows])
+    return pad(rows[rows[:, 0] > 0])

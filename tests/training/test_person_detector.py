@@ -106,6 +106,16 @@ def test_rows_have_the_cascades_layout(detector: pd.PersonDetector) -> None:
         assert (rows[len(used) :] == 0).all()
 
 
+def test_a_strip_or_a_single_pixel_is_letterboxed_not_refused(
+    detector: pd.PersonDetector,
+) -> None:
+    # 3 x 1000 px scales to under 1 px across: it is kept as 1 px, not a 0 px resize error.
+    for shape in ((3, 1000, 3), (1000, 3, 3), (1, 1, 3)):
+        rows = detector(tf.fill(shape, tf.constant(128, tf.uint8))).numpy()
+        assert rows.shape == (pd.MAX_PERSONS, ROW_SIZE)
+        assert ((rows[:, 2:] >= 0) & (rows[:, 2:] <= 1)).all()
+
+
 def test_nothing_is_found_in_blank_photos(detector: pd.PersonDetector) -> None:
     for colour in ((0, 0, 0), (255, 255, 255), (90, 140, 60)):
         buffer = io.BytesIO()

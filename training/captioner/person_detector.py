@@ -223,10 +223,14 @@ class PersonDetector(tf.Module):
         """image [H, W, 3] uint8 -> rows [MAX_PERSONS, 6]."""
         shape = tf.cast(tf.shape(image)[:2], tf.float32)  # h, w
         scale = INPUT_SIZE / tf.reduce_max(shape)
-        # As tf.image.resize_with_pad places it: size floored, padding from the unfloored size.
+        # Size floored but never 0 px, padding from the unfloored size. Not resize_with_pad:
+        # its size can come out a pixel short of the square (h / (h / 224) in float32), which
+        # the boxes would not know of, and a strip under 1/224 as wide as long is 0 px there.
         inner = tf.maximum(tf.floor(shape * scale), 1.0)
         offset = tf.floor((INPUT_SIZE - shape * scale) / 2.0)
-        square = tf.image.resize_with_pad(tf.cast(image, tf.float32), INPUT_SIZE, INPUT_SIZE)
+        resized = tf.image.resize(tf.cast(image, tf.float32), tf.cast(inner, tf.int32))
+        top, left = tf.unstack(tf.cast(offset, tf.int32))
+        square = tf.image.pad_to_bounding_box(resized, top, left, INPUT_SIZE, INPUT_SIZE)
         boxes, prob = self.probabilities(square[None] / 127.5 - 1.0)  # padding is black: -1
         boxes, prob = boxes[0], prob[0]
         keep = tf.image.non_max_suppression(

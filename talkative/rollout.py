@@ -31,6 +31,8 @@ from typing import Any, Protocol
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from talkative_common.quiet_tensorflow import import_tensorflow
+
 # The generated protobuf classes carry no type information.
 ModelServerConfig = Any
 ModelConfig = Any
@@ -322,8 +324,8 @@ class GrpcModelServer:
 
     def __init__(self, target: str, rpc_timeout_s: float = 5.0) -> None:
         # Imported here: these modules load TensorFlow (seconds), which planning never needs;
-        # its start-up log lines would bury this command's own output.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # its start-up log lines would bury this command's own output, hence quietly.
+        import_tensorflow()
         import grpc
         from tensorflow_serving.apis import (
             model_service_pb2_grpc,

@@ -17,14 +17,14 @@ import numpy as np
 from talkative_common.model_client.base import ModelClient, ModelNotFound, ModelUnavailable
 from talkative_common.model_client.repository import ModelRepository
 from talkative_common.model_client.types import Inputs, Outputs, SignatureInfo, TensorInfo
+from talkative_common.quiet_tensorflow import import_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # for whatever imports TensorFlow first
 
 
 def _tf() -> Any:
-    import tensorflow as tf  # imported on first use: services that only route never pay for it
-
-    return tf
+    # Imported on first use: services that only route never pay for it.
+    return import_tensorflow()
 
 
 class InProcessClient(ModelClient):

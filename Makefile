@@ -235,11 +235,12 @@ export-gpt2-en-continued export-gpt2-en-continued2: export-gpt2-en-%: install ##
 	cp serving/text_model_batching_params.pbtxt serving/models/gpt2_en/$(GPT2_VERSION_$*)/batching_params.pbtxt
 
 # Version 2 was this target at commit a422656, before the place gates (scene.place_gates).
-captioner: install ## train and export the default scene captioner to serving/models/captioner/3 (seeded)
-	rm -rf serving/models/captioner/3
-	$(PYTHON) -m training.captioner.default --out serving/models/captioner/3 \
+# Version 3 was this target at commit e3360e5, before the person relation (scene.person_relation).
+captioner: install ## train and export the default scene captioner to serving/models/captioner/4 (seeded)
+	rm -rf serving/models/captioner/4
+	$(PYTHON) -m training.captioner.default --out serving/models/captioner/4 \
 		--run-dir runs/captioner_scene --steps 8000 --eval-every 1000 --threads 1
-	$(PYTHON) -m training.serving_warmup serving/models/captioner/3
+	$(PYTHON) -m training.serving_warmup serving/models/captioner/4
 
 captioner-v1: install ## rebuild version 1, the one-subject captioner (class probabilities only)
 	rm -rf serving/models/captioner/1

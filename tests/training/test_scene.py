@@ -19,6 +19,7 @@ from training.captioner.scene_captions import Scene
 
 TABBY, TIGER, DAISY, BEE, COUCH, CAMERA, CANOE, AIRLINER = 281, 292, 985, 309, 831, 759, 472, 404
 LAKESHORE, GIBBON, TOUCAN, GREY_WHALE, BISON, DRAKE = 975, 368, 96, 147, 347, 97
+HORSE, SOCCER_BALL, GUITAR, WIND_CHIME, ZEBRA, MOPED = 339, 805, 402, 494, 340, 665
 
 
 def onehot(index: int, p: float = 1.0) -> np.ndarray:
@@ -53,6 +54,7 @@ def build(
     regions: list[np.ndarray],
     image: np.ndarray | None = None,
     detections: list[list[float]] | None = None,
+    main_map: np.ndarray | None = None,
 ) -> np.ndarray:
     rows = np.zeros((1, sc.MAX_DETECTIONS, 6), np.float32)
     for i, row in enumerate(detections or []):
@@ -64,6 +66,7 @@ def build(
         tf.constant(np.stack(regions)[None]),
         tf.constant(image[None], tf.float32),
         tf.constant(rows),
+        tf.constant((np.zeros((10, 10)) if main_map is None else main_map)[None], tf.float32),
     )
     assert vector.shape == (1, sc.SCENE_DIM)
     return vector.numpy()[0]
@@ -113,6 +116,91 @@ def test_people_and_cats_are_counted_from_strong_boxes() -> None:
     assert int(np.argmax(vector[sc.CATS])) == 2
     empty = build(onehot(TABBY), [])
     assert int(np.argmax(empty[sc.PEOPLE])) == 0 and int(np.argmax(empty[sc.CATS])) == 0
+
+
+def hot(y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
+    """A 10 x 10 activation map, hot on rows y0..y1-1 and columns x0..x1-1."""
+    out = np.random.default_rng(0).uniform(-1.0, 0.4, (10, 10)).astype(np.float32)
+    out[y0:y1, x0:x1] = 3.0
+    return out
+
+
+def test_the_main_subjects_box_is_where_its_activation_map_is_high() -> None:
+    boxes = sc.subject_box(tf.constant(np.stack([hot(6, 2, 10, 5), hot(0, 0, 1, 1)]))).numpy()
+    np.testing.assert_allclose(boxes, [[0.2, 0.6, 0.5, 1.0], [0.0, 0.0, 0.1, 0.1]], atol=1e-6)
+    # The box spans every hot part (Zhou et al. keep the largest; the graph keeps them all).
+    both = hot(0, 0, 2, 2)
+    both[8:, 8:] = 3.0
+    np.testing.assert_allclose(sc.subject_box(tf.constant(both[None]))[0], [0, 0, 1, 1])
+    # A flat map says nothing about where: the whole photo.
+    flat = sc.subject_box(tf.constant(np.full((1, 10, 10), 2.0, np.float32)))
+    np.testing.assert_allclose(flat[0], [0, 0, 1, 1])
+
+
+def test_the_main_map_is_the_main_classs_weights_on_each_cell() -> None:
+    class Classifier:  # what SceneBuilder reads of the encoder's Dense layer
+        kernel = tf.constant(np.random.default_rng(1).normal(size=(8, 1000)), tf.float32)
+
+    cells = np.random.default_rng(2).normal(size=(2, 10, 10, 8)).astype(np.float32)
+    main = np.stack([onehot(HORSE), onehot(GUITAR)])
+    out = sc.SceneBuilder().main_map(tf.constant(cells), Classifier(), tf.constant(main))
+    kernel = Classifier.kernel.numpy()
+    expected = np.stack([cells[0] @ kernel[:, HORSE], cells[1] @ kernel[:, GUITAR]])
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("person", "is_face", "subject", "expected"),
+    [
+        # A rider's face over a horse's box; a footballer's face over the ball at their feet.
+        ([0.45, 0.1, 0.55, 0.2], True, [0.2, 0.3, 0.8, 0.9], "below"),
+        ([0.45, 0.1, 0.5, 0.15], True, [0.4, 0.8, 0.5, 0.9], "below"),
+        # A guitar held at the chest: inside the face's reach, not under its centre.
+        ([0.2, 0.1, 0.3, 0.2], True, [0.35, 0.3, 0.7, 0.6], "near"),
+        # A face beside the subject's top: its centre is not under the face.
+        ([0.15, 0.4, 0.25, 0.5], True, [0.3, 0.2, 0.9, 0.9], "near"),
+        # Out of reach: to the side, further than a face width.
+        ([0.05, 0.1, 0.15, 0.2], True, [0.6, 0.0, 1.0, 1.0], "apart"),
+        # Above a face's reach (7 face heights down from its top is 0.66 here).
+        ([0.45, 0.0, 0.55, 0.08], True, [0.4, 0.7, 0.6, 1.0], "below"),
+        ([0.0, 0.0, 0.1, 0.08], True, [0.4, 0.7, 0.6, 1.0], "apart"),
+        # A body box reaches only as far as itself.
+        ([0.0, 0.0, 0.3, 0.6], False, [0.35, 0.3, 0.7, 0.6], "apart"),
+        ([0.0, 0.0, 0.4, 0.6], False, [0.35, 0.3, 0.7, 0.6], "near"),
+    ],
+)
+def test_where_the_subject_lies_against_the_person(
+    person: list[float], is_face: bool, subject: list[float], expected: str
+) -> None:
+    out = sc.person_relation(
+        tf.constant([person]), tf.constant([is_face]), tf.constant([True]), tf.constant([subject])
+    )
+    assert sc.RELATIONS[int(np.argmax(out[0]))] == expected and float(tf.reduce_sum(out)) == 1.0
+    nobody = sc.person_relation(
+        tf.constant([person]), tf.constant([is_face]), tf.constant([False]), tf.constant([subject])
+    )
+    assert sc.RELATIONS[int(np.argmax(nobody[0]))] == "none"
+
+
+def test_the_graph_reads_the_best_counted_person_against_the_subject() -> None:
+    ball_low = hot(8, 4, 10, 6)  # the subject in the bottom fifth, middle
+    rider = [sc.FACE, 0.9, 0.45, 0.1, 0.55, 0.2]
+    aside = [sc.FACE, 0.6, 0.0, 0.1, 0.1, 0.2]
+    weak = [sc.FACE, 0.3, 0.45, 0.1, 0.55, 0.2]
+    relation = lambda v: sc.RELATIONS[int(np.argmax(v[sc.RELATION]))]  # noqa: E731
+    assert relation(
+        build(onehot(SOCCER_BALL), [], detections=[rider, aside], main_map=ball_low)
+    ) == ("below")
+    # The best counted box decides, whatever its row: here the face to the side.
+    assert relation(build(onehot(SOCCER_BALL), [], detections=[aside], main_map=ball_low)) == (
+        "apart"
+    )
+    # Cat faces and boxes under DETECTION_MIN are no person: no relation.
+    cat = [sc.CAT_FACE, 0.9, 0.45, 0.1, 0.55, 0.2]
+    assert relation(build(onehot(SOCCER_BALL), [], detections=[cat, weak], main_map=ball_low)) == (
+        "none"
+    )
+    assert build(onehot(SOCCER_BALL), [])[sc.RELATION].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
 def blue_sky_green_ground() -> np.ndarray:
@@ -186,6 +274,26 @@ def test_blue_around_a_water_animal_is_water_not_sky() -> None:
         (Scene(AIRLINER, False, place="sky"), "an airliner in the sky."),
         (Scene(TABBY, False, place="sky"), "a tabby cat under a blue sky."),
         (Scene(795, False, people=2), "a person skiing and another person."),
+        (Scene(HORSE, False, people=1, relation="below"), "a person riding a chestnut horse."),
+        (Scene(HORSE, False, people=1, relation="near"), "a person with a chestnut horse."),
+        (Scene(HORSE, False, people=1, relation="apart"), "a person next to a chestnut horse."),
+        (Scene(HORSE, True, people=1, relation="below"), "a person with an animal."),
+        (Scene(ZEBRA, False, people=1, relation="below"), "a person with a zebra."),
+        (Scene(MOPED, True, people=1, relation="below"), "a person riding a motorcycle."),
+        (Scene(HORSE, False, people=2, relation="below"), "two people with a chestnut horse."),
+        (
+            Scene(SOCCER_BALL, False, people=1, relation="below", place="grass"),
+            "a person kicking a soccer ball on the grass.",
+        ),
+        (Scene(SOCCER_BALL, False, people=1, relation="near"), "a person with a soccer ball."),
+        (Scene(GUITAR, False, people=1, relation="near"), "a person playing an acoustic guitar."),
+        (Scene(GUITAR, False, people=1, relation="below"), "a person playing an acoustic guitar."),
+        (Scene(GUITAR, False, people=1, relation="apart"), "a person next to an acoustic guitar."),
+        (Scene(WIND_CHIME, False, people=1, relation="near"), "a person with a wind chime."),
+        (
+            Scene(CAMERA, False, people=3, relation="apart"),
+            "a group of people next to a reflex camera.",
+        ),
     ],
 )
 def test_the_teachers_captions(scene: Scene, expected: str) -> None:
@@ -211,6 +319,8 @@ def test_named_things_and_what_counts_as_present() -> None:
     caption = "a photo of a person with a camera on a tripod on the grass."
     assert rules.named_things(caption) == ["person", "camera on a tripod", "grass"]
     assert rules.named_things("two cats on a couch in a room.") == ["cats", "couch", "room"]
+    riding = "a person riding a chestnut horse next to a soccer ball."
+    assert rules.named_things(riding) == ["person", "chestnut horse", "soccer ball"]
     assert rules.supported("camera on a tripod", ["tripod"])
     assert rules.supported("cup of espresso coffee", ["coffee"])
     assert not rules.supported("grass", ["person", "camera"])
@@ -230,7 +340,9 @@ def test_the_sampler_draws_what_the_graph_can_output() -> None:
     vectors, captions = sampler.batch(np.random.default_rng(1), 400)
     assert vectors.shape == (400, sc.SCENE_DIM) and len(captions) == 400
     for v, caption in zip(vectors, captions, strict=True):
-        assert v[sc.PEOPLE].sum() == 1 and v[sc.CATS].sum() == 1
+        assert v[sc.PEOPLE].sum() == 1 and v[sc.CATS].sum() == 1 and v[sc.RELATION].sum() == 1
+        # As in the graph: a relation exactly when a person is counted.
+        assert (v[sc.RELATION.start] == 1.0) == (v[sc.PEOPLE.start] == 1.0)
         if v[sc.SECOND_STRENGTH]:
             assert v[sc.SECOND_STRENGTH] >= sc.SECOND_MIN
             second = int(np.argmax(v[sc.SECOND]))
@@ -243,6 +355,9 @@ def test_the_sampler_draws_what_the_graph_can_output() -> None:
             assert v[sc.PLACE][sc.PLACES.index("sky")] == 0.0
     composed = [c for c in captions if " with " in c or " and " in c or " on the " in c]
     assert len(composed) > 100  # most scenes say more than one thing
+    relations = {sc.RELATIONS[int(np.argmax(v[sc.RELATION]))] for v in vectors}
+    assert relations == set(sc.RELATIONS)
+    assert any(" next to " in c for c in captions)
 
 
 def test_exam_halves_are_fixed_by_name_and_both_are_filled() -> None:

@@ -1,7 +1,8 @@
-"""The committed scene captioner, `serving/models/captioner/3` (issue 20), the newest.
+"""The committed scene captioners, `serving/models/captioner/4` (issue 20), the newest,
+and version 3 before it.
 
-Its card's exam is re-sat here from the committed graph, so its figures are what the
-model does; the decoder is shown to read the scene (boxes and regions), and the export
+Their cards' exams are re-sat here from the committed graphs, so their figures are what
+the models do; the decoder is shown to read the scene (boxes and regions), and the export
 fits TF Serving. The issue's targets themselves are reported, not asserted: they are
 figures of the model card and of the closing note.
 """
@@ -24,9 +25,12 @@ from training.captioner import exam, offline_photos, scene
 pytestmark = pytest.mark.slow
 
 
+NEWEST = 4
+
+
 @pytest.fixture(scope="module")
 def captioner() -> dict[str, Any]:
-    return committed_captioner(3)
+    return committed_captioner(NEWEST)
 
 
 def caption_scene(loaded: Any, data: bytes, rows: np.ndarray) -> list[str]:
@@ -45,10 +49,12 @@ def boxes(*rows: list[float]) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize("version", [3, NEWEST])
 def test_the_cards_exam_is_what_the_committed_graph_says(
-    captioner: dict[str, Any], record_property: Any
+    version: int, record_property: Any
 ) -> None:
     # Sat as `python -m training.captioner.exam` sits it: the cascades, then caption_scene.
+    captioner = committed_captioner(version)
     card = captioner["card"]
     recorded = {m["photo"]: m for m in card["evaluation"]["exam_photos"]}
     assert set(recorded) == {p.name for p in exam.photos()}
@@ -62,7 +68,8 @@ def test_the_cards_exam_is_what_the_committed_graph_says(
         s = summary[half]
         record_property(
             "figure",
-            f"scene captioner, {half} half: main subject named {s['names_main']}/{s['photos']}, "
+            f"scene captioner {version}, {half} half: "
+            f"main subject named {s['names_main']}/{s['photos']}, "
             f"both of two subjects {s['names_two']}/{s['two_subject_photos']}, "
             f"{s['absent_things']} absent things named in {s['photos_with_absent_things']}, "
             f"{s['named_present_share']:.1%} of {s['things_named']} things named present",
@@ -141,6 +148,32 @@ def test_the_decoder_reads_the_boxes(captioner: dict[str, Any]) -> None:
     assert caption_scene(captioner["loaded"], chelsea, boxes(cat, other_cat))[0] == "two cats."
     # A box under the scene's threshold changes nothing.
     assert caption_scene(captioner["loaded"], chelsea, boxes(weak_face))[0] == alone
+
+
+def test_the_decoder_reads_where_the_person_is(captioner: dict[str, Any]) -> None:
+    """The moped of scikit-image's motorcycle photo (its box, from the activation map, about
+        x 0.2-0.7, y 0.3-0.7) with a face the cascades could have found over it, or off to the
+        side: a person riding it, or next to it; and the person of a box that is not a face
+    reaches only as far as its box."""
+    moped = offline_photos.as_bytes(
+        next(p for p in offline_photos.PHOTOS if p.name == "motorcycle"), "JPEG"
+    )
+    over = [scene.FACE, 0.9, 0.4, 0.1, 0.5, 0.2]
+    aside = [scene.FACE, 0.9, 0.0, 0.0, 0.05, 0.05]
+    named = "(a moped|a motor scooter|a motorcycle)"  # the class, or its group's word
+    riding = caption_scene(captioner["loaded"], moped, boxes(over))[0]
+    assert re.fullmatch(f"a person riding {named}.", riding), riding
+    apart = caption_scene(captioner["loaded"], moped, boxes(aside))[0]
+    assert re.fullmatch(f"a person next to {named}.", apart), apart
+    # An upper body beside the moped, and one over its top half (not above its centre).
+    beside = caption_scene(
+        captioner["loaded"], moped, boxes([scene.UPPER_BODY, 0.9, 0, 0, 0.15, 0.5])
+    )
+    assert re.fullmatch(f"a person next to {named}.", beside[0]), beside
+    over_top = caption_scene(
+        captioner["loaded"], moped, boxes([scene.UPPER_BODY, 0.9, 0.1, 0, 0.6, 0.6])
+    )
+    assert re.fullmatch(f"a person with {named}.", over_top[0]), over_top
 
 
 def test_the_exam_prints_no_precision_for_a_half_where_nothing_is_named(

@@ -1,18 +1,18 @@
-"""Build the default captioner, `serving/models/captioner/2`, from what exists offline.
+"""Build the default captioner, `serving/models/captioner/4`, from what exists offline.
 
 The encoder is EfficientNet-Lite0 with its ImageNet weights; the decoder is the
-Show and Tell LSTM. With `--features scene` (the default, version 2) it reads a
+Show and Tell LSTM. With `--features scene` (the default, versions 2 to 4) it reads a
 scene built in the graph (`scene.py`: the whole photo's class probabilities, a
 second subject from a grid of regions, people and cat faces from caption-service's
-cascades, the place) and is trained on synthetic scenes with compositional
-captions (`synthetic_scenes.py`, `scene_captions.py`); with `--features
-class_probs` (version 1) it reads the 1000 class probabilities alone and learns
-one-subject captions (`synthetic.py`). Either way the captions come from the
-class table of `imagenet_captions.py`. Then it sits the exam (`exam.py`: real
-photos it never saw, design and test halves), and the result goes into the model
-card with the method, the rules and its limits.
+cascades and where the main subject lies against them, the place) and is trained
+on synthetic scenes with compositional captions (`synthetic_scenes.py`,
+`scene_captions.py`); with `--features class_probs` (version 1) it reads the 1000
+class probabilities alone and learns one-subject captions (`synthetic.py`). Either
+way the captions come from the class table of `imagenet_captions.py`. Then it sits
+the exam (`exam.py`: real photos it never saw, design and test halves), and the
+result goes into the model card with the method, the rules and its limits.
 
-    python -m training.captioner.default --out serving/models/captioner/2
+    python -m training.captioner.default --out serving/models/captioner/4
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--features",
         choices=["scene", "class_probs"],
         default="scene",
-        help="scene: the scene captioner (version 2); class_probs: the one-subject captioner "
+        help="scene: the scene captioner (versions 2 to 4); class_probs: the one-subject captioner "
         "of version 1 (default: %(default)s)",
     )
     p.add_argument("--steps", type=int, default=3000, help="training steps (default: %(default)s)")
@@ -268,7 +268,8 @@ def _scene_card(
         "name": "captioner",
         "language": "en",
         "architecture": "EfficientNet-Lite0 (ImageNet weights) on the centre crop and on a 3 x 3 "
-        "grid of regions of the whole photo, OpenCV cascades in caption-service -> a scene "
+        "grid of regions of the whole photo, the main class's activation map for its box, OpenCV "
+        "cascades in caption-service -> a scene "
         "vector -> LSTM decoder with in-graph beam search (Show and Tell's decoder)",
         "decoder": cfg.to_dict(),
         "training_corpus": {
@@ -294,7 +295,12 @@ def _scene_card(
             "bottom third, blue in the top third) and the mass of waterside and indoor classes "
             "give evidence for grass, sky, water and a room, through two gates read from the "
             "main class: green counts as grass only under a subject that stands on the ground, "
-            "and blue around a water animal counts as water, not sky. All of it is one scene "
+            "and blue around a water animal counts as water, not sky. The main subject's box is "
+            "the part of the 10 x 10 map where the main class's activation map (its classifier "
+            f"weights on each cell) is at least {scene.SUBJECT_SHARE} of its range; the best "
+            "person box is read against it: the subject under the person, within the person's "
+            f"reach (a face stands for a body one face width wider each side and "
+            f"{scene.FACE_REACH_DOWN:g} face heights tall), or apart. All of it is one scene "
             f"vector of {scene.SCENE_DIM} numbers.",
             "The decoder reads the scene vector. It is trained on synthetic scenes drawn part "
             "by part (training/captioner/synthetic_scenes.py), captioned by fixed scene rules "
@@ -312,6 +318,11 @@ def _scene_card(
             "more -> 'a group of people with <subject>'; a subject that already shows a person "
             "(clothing, a sport) keeps its phrase and adds 'and another person' / 'and other "
             "people'.",
+            "One person and the main subject, by where it lies against the person's box: under "
+            "them -> 'a person riding <subject>' for what one rides (a horse, an arabian camel, "
+            "elephants, bicycles, motorcycles) and 'a person kicking a soccer ball'; under or "
+            "within reach -> 'a person playing <instrument>' (not the wind chime); out of reach "
+            "-> 'a person next to <subject>' (two or more people too); otherwise 'with'.",
             "Two or more cat faces over a cat -> 'two cats'.",
             "A second subject: 'on <second>' for furniture, tables, benches and rugs, "
             "'and <second>' otherwise.",
@@ -344,7 +355,10 @@ def _scene_card(
             "Places are colour shares and class masses, gated by the main class alone: green "
             "below a squirrel in a tree or a heron in flight still reads as grass, and blue "
             "water behind a land animal as sky.",
-            "No colours, actions or verbs beyond the class phrases of version 1.",
+            "No colours; the only verbs are riding, kicking and playing, guessed from the "
+            "subject's class and where its box lies against the person's, not seen: a person "
+            "standing over a bicycle is 'riding' it. The subject's box is the activation map's, "
+            "at 1/10 of the photo's size, and spans two animals of a kind as one.",
             "The class table of version 1 was written knowing which classes the ten bundled "
             "photos fall into; the scene rules and the new photos were not looked at that way.",
         ],

@@ -16,8 +16,11 @@ it against the interpreter. `PersonDetector` adds the letterbox, the anchors and
 box decoding of MediaPipe's graph (`pose_detection_cpu.pbtxt`: SsdAnchorsCalculator
 and TensorsToDetectionsCalculator options), and gives rows in the layout of
 `talkative_common.detectors` (kind `full_body`), so the scene graph counts them as
-people. A row's box is the face's, as MediaPipe's (the four keypoints, which would give
-the body, are not decoded): the scene counts rows and reads no box.
+people. Detections are told apart by their face boxes, as MediaPipe's are; a row's box is
+the body's, from the first two keypoints (the hips' centre and a point at the body's
+reach), as MediaPipe's AlignmentPointsRectsCalculator makes its region of interest:
+a square around the hips, twice their distance wide (without the margin its landmark
+model is cropped with). The scene reads it against the main subject's box.
 
 `python -m training.captioner.exam --person-detector` sits the exam with these rows
 added to the cascades' (docs/captioner.md says what it gave, and why no served version
@@ -209,15 +212,20 @@ class PersonDetector(tf.Module):
         self.net = TfliteNet(path or model_path())
         self.anchors = tf.constant(anchors())
 
-    def probabilities(self, batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """[B, 224, 224, 3] in [-1, 1] -> (boxes [B, 2254, 4] as x0, y0, x1, y1 in the
-        letterboxed square, probabilities [B, 2254])."""
+    def probabilities(self, batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """[B, 224, 224, 3] in [-1, 1] -> (face boxes, body boxes [B, 2254, 4] as x0, y0,
+        x1, y1 in the letterboxed square, probabilities [B, 2254])."""
         regression, logits = self.net(batch)
-        # TensorsToDetectionsCalculator: x, y, w, h in pixels of the input, around the anchor.
+        # TensorsToDetectionsCalculator: x, y, w, h in pixels of the input, around the anchor,
+        # then the keypoints' x, y, also around it.
         centre = regression[..., :2] / INPUT_SIZE + self.anchors
         half = regression[..., 2:4] / INPUT_SIZE / 2.0
-        boxes = tf.concat([centre - half, centre + half], axis=-1)
-        return boxes, tf.sigmoid(tf.clip_by_value(logits[..., 0], -100.0, 100.0))
+        faces = tf.concat([centre - half, centre + half], axis=-1)
+        hips = regression[..., 4:6] / INPUT_SIZE + self.anchors
+        reach = regression[..., 6:8] / INPUT_SIZE + self.anchors
+        radius = tf.norm(reach - hips, axis=-1, keepdims=True)
+        bodies = tf.concat([hips - radius, hips + radius], axis=-1)
+        return faces, bodies, tf.sigmoid(tf.clip_by_value(logits[..., 0], -100.0, 100.0))
 
     def __call__(self, image: tf.Tensor) -> tf.Tensor:
         """image [H, W, 3] uint8 -> rows [MAX_PERSONS, 6]."""
@@ -231,10 +239,10 @@ class PersonDetector(tf.Module):
         resized = tf.image.resize(tf.cast(image, tf.float32), tf.cast(inner, tf.int32))
         top, left = tf.unstack(tf.cast(offset, tf.int32))
         square = tf.image.pad_to_bounding_box(resized, top, left, INPUT_SIZE, INPUT_SIZE)
-        boxes, prob = self.probabilities(square[None] / 127.5 - 1.0)  # padding is black: -1
-        boxes, prob = boxes[0], prob[0]
+        faces, bodies, prob = self.probabilities(square[None] / 127.5 - 1.0)  # black is -1
+        faces, bodies, prob = faces[0], bodies[0], prob[0]
         keep = tf.image.non_max_suppression(
-            tf.gather(boxes, [1, 0, 3, 2], axis=-1),
+            tf.gather(faces, [1, 0, 3, 2], axis=-1),
             prob,
             MAX_PERSONS,
             iou_threshold=NMS_IOU,
@@ -243,7 +251,7 @@ class PersonDetector(tf.Module):
         # Back to the photo: out of the square, then normalised by the photo's size.
         origin = tf.tile(offset[::-1], [2]) / INPUT_SIZE
         extent = tf.tile(inner[::-1], [2]) / INPUT_SIZE
-        kept = tf.clip_by_value((tf.gather(boxes, keep) - origin) / extent, 0.0, 1.0)
+        kept = tf.clip_by_value((tf.gather(bodies, keep) - origin) / extent, 0.0, 1.0)
         score = row_score(tf.gather(prob, keep))
         kinds = tf.fill(tf.shape(score), float(FULL_BODY))
         rows = tf.concat([kinds[:, None], score[:, None], kept], axis=-1)

@@ -17,6 +17,11 @@ passes in as `detections` (`talkative_common/detectors.py`). From one photo:
   when that probability reaches SECOND_MIN and outweighs the main class there;
 - **people and cats**: counts of face or body boxes (the larger of the two) and of
   cat-face boxes scoring at least DETECTION_MIN;
+- **the main subject's box and the people's relation to it**: the box of the cells of
+  the whole photo's 10 x 10 map where the main class's activation map (CAM: the
+  classifier's weights for that class on each cell's features) is at least
+  SUBJECT_SHARE of its range, and where the best person box lies against it (`RELATIONS`:
+  under the person, within the person's reach, or apart);
 - **place**: evidence in [0, 1] for grass (the share of green pixels in the bottom
   third), sky (blue pixels in the top third), water and a room (the largest mass any
   region gives to ImageNet's waterside or indoor classes). Two gates read the main
@@ -69,7 +74,18 @@ PERSON_SCORE = _E + 5  # the best face or body score, counted or not
 CATS = slice(_E + 6, _E + 9)  # one-hot: 0, 1, 2 or more cat faces
 PLACES = ("grass", "water", "sky", "room")
 PLACE = slice(_E + 9, _E + 9 + len(PLACES))
-SCENE_DIM = _E + 9 + len(PLACES)
+# Where the main subject is against the best person box, one-hot (`person_relation`):
+# none (nobody counted), below (under the person: what one rides or kicks), near (within
+# the person's reach), apart.
+RELATIONS = ("none", "below", "near", "apart")
+RELATION = slice(PLACE.stop, PLACE.stop + len(RELATIONS))
+SCENE_DIM = RELATION.stop
+# A cell of the map is part of the main subject from this share of its activation map's
+# range (min to max).
+SUBJECT_SHARE = 0.5
+# A face stands for a person one face width wider on each side and reaching this many
+# face heights below its top (a standing adult is about 7.5 heads tall).
+FACE_REACH_DOWN = 7.0
 
 # Landscapes are where a photo was taken, not a second subject (they feed `water`).
 LANDSCAPES = tuple(range(970, 981))
@@ -174,6 +190,59 @@ def gate_places(
     return grass * on_grass, water, sky * (1.0 - water_animal)
 
 
+def subject_box(cam: tf.Tensor) -> tf.Tensor:
+    """[B, H, W] activation map of the main class -> [B, 4] its box (x0, y0, x1, y1), as
+    shares of the photo's width and height: the cells at least SUBJECT_SHARE of the way
+    from the map's lowest to its highest value. A flat map is the whole photo.
+
+    Zhou et al.'s CAM localisation (CVPR 2016) thresholds at a share of the peak and
+    keeps the largest connected part; the graph keeps the box of every part, which
+    needs no labelling pass and is what "where is it, how big" asks here.
+    """
+    cam = tf.convert_to_tensor(cam, tf.float32)
+    low = tf.reduce_min(cam, axis=[1, 2], keepdims=True)
+    span = tf.reduce_max(cam, axis=[1, 2], keepdims=True) - low
+    share = tf.where(span > 0.0, (cam - low) / tf.maximum(span, 1e-9), 1.0)
+    inside = share >= SUBJECT_SHARE
+
+    def extent(hit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        cells = tf.shape(hit)[-1]
+        index = tf.cast(tf.range(cells), tf.float32)
+        size = tf.cast(cells, tf.float32)
+        first = tf.reduce_min(tf.where(hit, index, size), axis=-1)
+        last = tf.reduce_max(tf.where(hit, index, -1.0), axis=-1)
+        return first / size, (last + 1.0) / size
+
+    y0, y1 = extent(tf.reduce_any(inside, axis=2))
+    x0, x1 = extent(tf.reduce_any(inside, axis=1))
+    return tf.stack([x0, y0, x1, y1], axis=-1)
+
+
+def person_relation(
+    person: tf.Tensor, is_face: tf.Tensor, counted: tf.Tensor, subject: tf.Tensor
+) -> tf.Tensor:
+    """Where the main subject lies against a person, one-hot over RELATIONS [B, 4].
+
+    person [B, 4]: the best person box (x0, y0, x1, y1); is_face [B]: it is a face, which
+    stands for a body one face width wider on each side, reaching FACE_REACH_DOWN face
+    heights below its top; counted [B]: a person was counted; subject [B, 4]: the main
+    subject's box. *below*: the person's centre is over the subject, whose centre is below
+    the person's box (a rider over a horse, a ball at a footballer's feet); *near*: the
+    subject meets the person's reach; *apart*: neither.
+    """
+    px0, py0, px1, py1 = tf.unstack(tf.convert_to_tensor(person, tf.float32), axis=-1)
+    sx0, sy0, sx1, sy1 = tf.unstack(tf.convert_to_tensor(subject, tf.float32), axis=-1)
+    width, height = px1 - px0, py1 - py0
+    rx0 = tf.where(is_face, px0 - width, px0)
+    rx1 = tf.where(is_face, px1 + width, px1)
+    ry1 = tf.where(is_face, tf.minimum(py0 + FACE_REACH_DOWN * height, 1.0), py1)
+    centre_x = (px0 + px1) / 2.0
+    below = (centre_x >= sx0) & (centre_x <= sx1) & ((sy0 + sy1) / 2.0 >= py1)
+    near = (rx0 < sx1) & (sx0 < rx1) & (py0 < sy1) & (sy0 < ry1)
+    which = tf.where(below, 1, tf.where(near, 2, 3))
+    return tf.one_hot(tf.where(counted, which, 0), len(RELATIONS))
+
+
 def window_slices(cells: int = REGION_SIZE // 32) -> list[tuple[int, int]]:
     """Top-left cells of the GRID x GRID windows over a cells x cells map."""
     starts = [min(i * WINDOW_STRIDE, cells - WINDOW) for i in range(GRID)]
@@ -201,11 +270,25 @@ class SceneBuilder:
         logits = classifier(tf.reshape(stacked, [-1, tf.shape(stacked)[-1]]))
         return tf.reshape(tf.nn.softmax(logits, axis=-1), [-1, len(pooled), NUM_CLASSES])
 
+    def main_map(self, feature_map: tf.Tensor, classifier: Any, main: tf.Tensor) -> tf.Tensor:
+        """[B, 10, 10, C] head activations, the classifier, main [B, 1000] -> the main
+        class's activation map [B, 10, 10] (its logit on each cell, less the bias, which
+        shifts every cell alike)."""
+        top = tf.argmax(main, axis=-1, output_type=tf.int32)
+        weights = tf.transpose(tf.gather(classifier.kernel, top, axis=1))  # [B, C]
+        return tf.einsum("byxc,bc->byx", feature_map, weights)
+
     def __call__(
-        self, main: tf.Tensor, regions: tf.Tensor, small_image: tf.Tensor, detections: tf.Tensor
+        self,
+        main: tf.Tensor,
+        regions: tf.Tensor,
+        small_image: tf.Tensor,
+        detections: tf.Tensor,
+        main_map: tf.Tensor,
     ) -> tf.Tensor:
         """main [B, 1000], regions [B, 9, 1000], small_image [B, 320, 320, 3] (0..255),
-        detections [B, 16, 6] -> the scene [B, SCENE_DIM]."""
+        detections [B, 16, 6], main_map [B, 10, 10] (`main_map`) -> the scene
+        [B, SCENE_DIM]."""
         main = tf.convert_to_tensor(main)
         regions = tf.convert_to_tensor(regions)
         top = tf.argmax(main, axis=-1, output_type=tf.int32)
@@ -236,6 +319,16 @@ class SceneBuilder:
         is_person = tf.logical_and(kind >= FACE, kind <= FULL_BODY)
         person_score = tf.reduce_max(tf.where(is_person, score, 0.0), axis=-1)
         cats = count(CAT_FACE)
+        # The best counted person box against the main subject's.
+        best_person = tf.argmax(
+            tf.where(is_person & strong, score, -1.0), axis=-1, output_type=tf.int32
+        )
+        relation = person_relation(
+            tf.gather(det[..., 2:], best_person, batch_dims=1),
+            tf.gather(kind <= PROFILE_FACE, best_person, batch_dims=1),
+            people > 0,
+            subject_box(main_map),
+        )
 
         hsv = tf.image.rgb_to_hsv(tf.cast(small_image, tf.float32) / 255.0)
         h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
@@ -264,6 +357,7 @@ class SceneBuilder:
                 person_score[:, None],
                 tf.one_hot(tf.minimum(cats, 2), 3),
                 tf.stack([grass, water, sky, room], axis=-1),
+                relation,
             ],
             axis=-1,
         )
@@ -311,7 +405,8 @@ class SceneEncoder:
         # best: on the design photos, the regions' mean or the whole map's pooled features
         # (which would save a pass) named it less often.
         main = tf.nn.softmax(self.encoder(crop, training=False)["logits"], axis=-1)
-        return self.builder(main, regions, small, detections)
+        main_map = self.builder.main_map(feature_map, self.classifier, main)
+        return self.builder(main, regions, small, detections, main_map)
 
 
 def no_detections(image_bytes: tf.Tensor) -> tf.Tensor:

@@ -8,6 +8,10 @@ composes captions from the class phrases of `imagenet_captions.py`:
 - how many people: a person with the subject, two people, a group of people;
   people named by their clothes or sport stay as they were ("a person skiing"),
   with another person or other people beside them;
+- how one person stands to the subject (`scene.RELATIONS`, from the boxes): riding
+  what one rides and kicking a soccer ball when it is under them, playing an
+  instrument within reach, "next to" the subject when it is out of reach, "with"
+  it otherwise;
 - two or more cat faces over a cat: "two cats";
 - a second subject: on it when it is something to be on (furniture, a table),
   beside it with "and" otherwise: "a cat on a couch", "a daisy and a bee";
@@ -47,6 +51,12 @@ SURFACES = (
     741,  # prayer rug
     736,  # pool table
 )
+# What a person does with the subject, by where it is (scene.RELATIONS): what one rides
+# (a horse, a camel, an elephant, bicycles, motorcycles) and kicks, when it is under the
+# person; an instrument (not the wind chime) one plays, when it is under or near them.
+RIDDEN = (339, 354, 101, 385, 386, 444, 671, 870, 665, 670)
+KICKED = (805,)  # a soccer ball
+PLAYED = tuple(c for c in ic.group_named("instrument").members if c != 494)
 # The usual form first; a photo of ... second.
 COMPOSED_WEIGHTS = (0.75, 0.25)
 
@@ -60,6 +70,7 @@ class Scene:
     people: int = 0  # 0, 1, 2, 3 (= three or more)
     cats: int = 0  # 0, 1, 2 (= two or more)
     place: str | None = None  # one of scene.PLACES
+    relation: str = "none"  # one of scene.RELATIONS: the subject against the best person
 
 
 def read(vector: np.ndarray, table: synthetic.ClassTable) -> Scene:
@@ -83,6 +94,7 @@ def read(vector: np.ndarray, table: synthetic.ClassTable) -> Scene:
         people=people,
         cats=int(np.argmax(vector[sc.CATS])),
         place=place,
+        relation=sc.RELATIONS[int(np.argmax(vector[sc.RELATION]))],
     )
 
 
@@ -115,6 +127,23 @@ def _people_words(people: int) -> str:
     return {1: "a person", 2: "two people"}.get(people, "a group of people")
 
 
+def _doing(scene: Scene) -> str:
+    """What the people do with the main subject: a verb for one person, from where the
+    subject is; "next to" when it is out of their reach; "with" otherwise."""
+    if scene.relation == "apart":
+        return "next to"
+    if scene.people == 1:
+        # "riding an animal" would guess too much: only a class, or a group one rides.
+        named = not scene.main_group or _group(scene.main) in ("bicycle", "motorcycle")
+        if scene.relation == "below" and named and scene.main in RIDDEN:
+            return "riding"
+        if scene.relation == "below" and scene.main in KICKED:
+            return "kicking"
+        if scene.main in PLAYED:
+            return "playing"
+    return "with"
+
+
 def captions(scene: Scene) -> tuple[str, ...]:
     """The captions the teacher allows for `scene`, the most usual first."""
     plain = scene.second is None and scene.place is None and scene.people == 0
@@ -132,7 +161,7 @@ def captions(scene: Scene) -> tuple[str, ...]:
         if scene.cats >= 2 and _group(scene.main) == "cat":
             core = "two cats"
         if scene.people:
-            core = f"{_people_words(scene.people)} with {core}"
+            core = f"{_people_words(scene.people)} {_doing(scene)} {core}"
     if scene.second is not None:
         second = _name(scene.second, scene.second_group)
         core += f" on {second}" if scene.second in SURFACES else f" and {second}"
@@ -154,6 +183,7 @@ def all_captions() -> Iterable[str]:
     yield from ic.all_captions()
     yield "a person with two cats and a group of people on the grass by the water."
     yield "on the water in the sky under a blue sky in a room and another person other people."
+    yield "a person riding kicking playing next to."
 
 
 # Words that name nothing: articles, prepositions and the templates' framing.
@@ -185,6 +215,11 @@ _FRAMING = {
     "bloom",
     "wearing",
     "blue",
+    "riding",
+    "kicking",
+    "playing",
+    "next",
+    "to",
 }
 
 

@@ -5,11 +5,12 @@ posterior shaped like the encoder's (`synthetic.sample_posterior`); sometimes a
 second, unrelated class whose region posterior goes through the same masking as
 in the graph (`scene.SceneBuilder`), so that it is present exactly when the graph
 would find it; face and body boxes (more often where the main class is clothing
-or a sport, whose photos show people), cat faces (mostly over cats), and place
-evidence, one place clearly present or none, through the graph's place gates (no
-grass under a gibbon, blue around a whale counted as water). The teacher
-(`scene_captions.read`) then reads the vector as the graph's output would be read,
-so the decoder learns the rule, not the sampler.
+or a sport, whose photos show people) and where the main subject lies against the
+best of them (under, near or apart, as `scene.person_relation` reads the boxes), cat
+faces (mostly over cats), and place evidence, one place clearly present or none,
+through the graph's place gates (no grass under a gibbon, blue around a whale counted
+as water). The teacher (`scene_captions.read`) then reads the vector as the graph's
+output would be read, so the decoder learns the rule, not the sampler.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ PLACE_RATE = 0.45
 # Share of scenes with 0, 1, 2, 3+ people: where the class shows people, and elsewhere.
 PEOPLE_IF_PERSON_CLASS = (0.25, 0.55, 0.12, 0.08)
 PEOPLE_OTHERWISE = (0.6, 0.25, 0.1, 0.05)
+# Where the main subject lies against the best person box, when a person is counted:
+# below, near, apart (scene.RELATIONS[1:]).
+RELATION_SHARES = (0.3, 0.45, 0.25)
 CATS_IF_CAT = (0.45, 0.35, 0.2)
 CATS_OTHERWISE = (0.96, 0.03, 0.01)
 GRASS, WATER, SKY = (sc.PLACES.index(k) for k in ("grass", "water", "sky"))
@@ -60,10 +64,13 @@ class SceneSampler:
         shares = PEOPLE_IF_PERSON_CLASS if self.person_class[main] else PEOPLE_OTHERWISE
         people = int(rng.choice(4, p=shares))
         out[sc.PEOPLE.start + people] = 1.0
+        relation = 0  # none: the graph reads no relation without a counted person
         if people:
             out[sc.PERSON_SCORE] = rng.uniform(sc.DETECTION_MIN, 1.0)
+            relation = 1 + int(rng.choice(len(RELATION_SHARES), p=RELATION_SHARES))
         elif rng.random() < 0.2:
             out[sc.PERSON_SCORE] = rng.uniform(0.0, sc.DETECTION_MIN)  # a weak box, not counted
+        out[sc.RELATION.start + relation] = 1.0
         cats = int(rng.choice(3, p=CATS_IF_CAT if self.cat_class[main] else CATS_OTHERWISE))
         out[sc.CATS.start + cats] = 1.0
         evidence = rng.uniform(0.0, 0.45, len(sc.PLACES)) * (rng.random(len(sc.PLACES)) < 0.5)

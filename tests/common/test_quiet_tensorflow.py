@@ -22,6 +22,18 @@ ONEDNN = (
 ERROR = "E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
 
 
+def run_python(program: str, modules: Path) -> subprocess.CompletedProcess[str]:
+    """`program` in a fresh interpreter that finds `modules` first (a stand-in tensorflow)."""
+    return subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{modules}:{ROOT}", "PATH": "/usr/bin:/bin"},
+    )
+
+
 def test_only_info_lines_and_the_banner_are_dropped() -> None:
     later = "I1130 13:42:07.125000   15205 cpu_feature_guard.cc:227] optimized\n"
     warning = "W0000 00:00:1796045589.9   15205 util.cc:1] a warning\n"
@@ -52,14 +64,7 @@ def test_the_import_keeps_info_lines_off_stderr_and_passes_the_rest(tmp_path: Pa
         "tf = import_tensorflow(); assert import_tensorflow() is tf; "
         "print('level', tf.LEVEL); print('after', file=sys.stderr)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"},
-    )
+    out = run_python(program, tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "level 2\n"
     assert out.stderr == ERROR + "a Python warning\nafter\n"
@@ -74,12 +79,5 @@ def test_a_failed_import_still_gives_stderr_back(tmp_path: Path) -> None:
         "try:\n    import_tensorflow()\nexcept ImportError as e:\n"
         "    print('refused:', e, file=sys.stderr)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"},
-    )
+    out = run_python(program, tmp_path)
     assert out.returncode == 0 and out.stderr == "refused: no such library\n", out.stderr

@@ -161,7 +161,8 @@ def test_the_main_map_is_the_main_classs_weights_on_each_cell() -> None:
         ([0.15, 0.4, 0.25, 0.5], True, [0.3, 0.2, 0.9, 0.9], "near"),
         # Out of reach: to the side, further than a face width.
         ([0.05, 0.1, 0.15, 0.2], True, [0.6, 0.0, 1.0, 1.0], "apart"),
-        # Above a face's reach (7 face heights down from its top is 0.66 here).
+        # Out of a face's reach (7 face heights down from its top is 0.56 here): under it,
+        # it is still below (the graph does not ask for reach there); beside it, apart.
         ([0.45, 0.0, 0.55, 0.08], True, [0.4, 0.7, 0.6, 1.0], "below"),
         ([0.0, 0.0, 0.1, 0.08], True, [0.4, 0.7, 0.6, 1.0], "apart"),
         # A body box reaches only as far as itself.
@@ -183,23 +184,19 @@ def test_where_the_subject_lies_against_the_person(
 
 
 def test_the_graph_reads_the_best_counted_person_against_the_subject() -> None:
-    ball_low = hot(8, 4, 10, 6)  # the subject in the bottom fifth, middle
+    def relation(*rows: list[float]) -> str:
+        ball_low = hot(8, 4, 10, 6)  # the subject in the bottom fifth, middle
+        vector = build(onehot(SOCCER_BALL), [], detections=list(rows), main_map=ball_low)
+        return sc.RELATIONS[int(np.argmax(vector[sc.RELATION]))]
+
     rider = [sc.FACE, 0.9, 0.45, 0.1, 0.55, 0.2]
     aside = [sc.FACE, 0.6, 0.0, 0.1, 0.1, 0.2]
     weak = [sc.FACE, 0.3, 0.45, 0.1, 0.55, 0.2]
-    relation = lambda v: sc.RELATIONS[int(np.argmax(v[sc.RELATION]))]  # noqa: E731
-    assert relation(
-        build(onehot(SOCCER_BALL), [], detections=[rider, aside], main_map=ball_low)
-    ) == ("below")
-    # The best counted box decides, whatever its row: here the face to the side.
-    assert relation(build(onehot(SOCCER_BALL), [], detections=[aside], main_map=ball_low)) == (
-        "apart"
-    )
-    # Cat faces and boxes under DETECTION_MIN are no person: no relation.
     cat = [sc.CAT_FACE, 0.9, 0.45, 0.1, 0.55, 0.2]
-    assert relation(build(onehot(SOCCER_BALL), [], detections=[cat, weak], main_map=ball_low)) == (
-        "none"
-    )
+    assert relation(rider, aside) == "below"  # the best counted box decides
+    assert relation(aside) == "apart"
+    # Cat faces and boxes under DETECTION_MIN are no person: no relation.
+    assert relation(cat, weak) == "none"
     assert build(onehot(SOCCER_BALL), [])[sc.RELATION].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 

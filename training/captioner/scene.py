@@ -227,8 +227,9 @@ def person_relation(
     stands for a body one face width wider on each side, reaching FACE_REACH_DOWN face
     heights below its top; counted [B]: a person was counted; subject [B, 4]: the main
     subject's box. *below*: the person's centre is over the subject, whose centre is below
-    the person's box (a rider over a horse, a ball at a footballer's feet); *near*: the
-    subject meets the person's reach; *apart*: neither.
+    the person's box (a rider over a horse, a ball at a footballer's feet), however far
+    below (reach is not asked there); *near*: the subject meets the person's reach;
+    *apart*: neither.
     """
     px0, py0, px1, py1 = tf.unstack(tf.convert_to_tensor(person, tf.float32), axis=-1)
     sx0, sy0, sx1, sy1 = tf.unstack(tf.convert_to_tensor(subject, tf.float32), axis=-1)

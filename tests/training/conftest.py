@@ -4,6 +4,7 @@ the committed captioners."""
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ def encoder_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@cache
 def committed_captioner(version: int) -> dict[str, Any]:
-    """A committed captioner version: its path, loaded SavedModel, card and vocabulary."""
+    """A committed captioner version: its path, loaded SavedModel, card and vocabulary.
+    Loaded once per test process (seconds each): the tests only read it."""
     import tensorflow as tf
 
     from tests.conftest import default_model

@@ -6,6 +6,7 @@ import io
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -197,6 +198,22 @@ def test_a_missing_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch)
         pd.model_path()
 
 
+def test_a_later_wheel_without_the_file_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # mediapipe 0.10.15 and later: the package is there, the .tflite file is not.
+    later = SimpleNamespace(submodule_search_locations=[str(tmp_path / "mediapipe")])
+    monkeypatch.setattr(pd.importlib.util, "find_spec", lambda _name: later)
+    with pytest.raises(FileNotFoundError, match=r"after 0\.10\.14 do not ship it"):
+        pd.model_path()
+    # The exam command says it as a usage error, before it sits anything.
+    v1 = committed_captioner(1)["path"]
+    with pytest.raises(SystemExit) as refused:
+        exam.main(["--model", str(v1), "--person-detector"])
+    assert refused.value.code == 2
+    assert "do not ship it" in capsys.readouterr().err
+
+
 def test_the_exam_adds_the_detectors_rows_to_the_cascades() -> None:
     person = np.zeros((pd.MAX_PERSONS, ROW_SIZE), np.float32)
     person[0] = [FULL_BODY, 0.75, 0.2, 0.1, 0.6, 0.9]
@@ -216,8 +233,12 @@ def test_the_exam_adds_the_detectors_rows_to_the_cascades() -> None:
 
 
 def test_the_exam_command_runs_the_detector_only_with_versions_that_take_detections(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def never() -> None:
+        raise AssertionError("the detector was built for a version that takes no detections")
+
+    monkeypatch.setattr(pd, "photo_detector", never)
     v1 = committed_captioner(1)["path"]
     exam.main(["--model", str(v1), "--person-detector", "--json", str(tmp_path / "m.json")])
     assert list(json.loads((tmp_path / "m.json").read_text())) == [str(v1)]

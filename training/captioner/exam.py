@@ -367,17 +367,26 @@ def main(argv: list[str] | None = None) -> None:
                 f"{version} is not an exported captioner version (saved_model.pb "
                 "and assets.extra/model_card.json)"
             )
-    persons = None
     if args.person_detector:
+        from training.captioner.person_detector import model_path
+
+        try:  # the wheel is checked now; the net is built for the first version that takes it
+            model_path()
+        except FileNotFoundError as e:
+            parser.error(str(e))
+
+    @cache
+    def persons() -> Callable[[bytes], np.ndarray]:
         from training.captioner.person_detector import photo_detector
 
-        persons = photo_detector()
+        return photo_detector()
+
     results: dict[str, Any] = {}
     for version in versions:
         caption, detections = exported(version)
         runs: list[tuple[str, Callable[[bytes], np.ndarray] | None]] = [(str(version), None)]
-        if persons is not None and detections:
-            runs.append((f"{version} + person detector", persons))
+        if args.person_detector and detections:
+            runs.append((f"{version} + person detector", persons()))
         for name, extra in runs:
             print(f"== {name}")
             marks = sit(caption, detections=detections, persons=extra)
